@@ -85,19 +85,38 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("shadow_provider", "DURABLE_WORKFLOW_SHADOW_PROVIDER"),
     )
-    retries: int = Field(default=2, ge=0, validation_alias=AliasChoices("retries", "REFLECTOR_RETRIES"))
+    retries: int = Field(
+        default=2, ge=0, validation_alias=AliasChoices("retries", "REFLECTOR_RETRIES")
+    )
+    retry_backoff_s: float = Field(
+        default=1.0,
+        ge=0,
+        validation_alias=AliasChoices("retry_backoff_s", "REFLECTOR_RETRY_BACKOFF"),
+    )
+    # Testing aid: "stage:N[,stage:N]" fails the first N attempts of a stage, on any provider.
+    test_fail: str | None = Field(
+        default=None, validation_alias=AliasChoices("test_fail", "REFLECTOR_TEST_FAIL")
+    )
 
     # Delivery (clients arrive with the delivery issue; unset means the stage is skipped)
-    zulip_realm: str | None = Field(default=None, validation_alias=AliasChoices("zulip_realm", "ZULIP_REALM"))
+    zulip_realm: str | None = Field(
+        default=None, validation_alias=AliasChoices("zulip_realm", "ZULIP_REALM")
+    )
     zulip_bot_email: str | None = Field(
         default=None, validation_alias=AliasChoices("zulip_bot_email", "ZULIP_BOT_EMAIL")
     )
     zulip_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("zulip_api_key", "ZULIP_API_KEY")
     )
-    zulip_stream: str | None = Field(default=None, validation_alias=AliasChoices("zulip_stream", "ZULIP_STREAM"))
-    zulip_topic: str | None = Field(default=None, validation_alias=AliasChoices("zulip_topic", "ZULIP_TOPIC"))
-    webhook_url: str | None = Field(default=None, validation_alias=AliasChoices("webhook_url", "WEBHOOK_URL"))
+    zulip_stream: str | None = Field(
+        default=None, validation_alias=AliasChoices("zulip_stream", "ZULIP_STREAM")
+    )
+    zulip_topic: str | None = Field(
+        default=None, validation_alias=AliasChoices("zulip_topic", "ZULIP_TOPIC")
+    )
+    webhook_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("webhook_url", "WEBHOOK_URL")
+    )
     webhook_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("webhook_secret", "WEBHOOK_SECRET")
     )
@@ -113,7 +132,9 @@ class Settings(BaseSettings):
 
     @property
     def zulip_configured(self) -> bool:
-        return bool(self.zulip_realm and self.zulip_bot_email and self.zulip_api_key and self.zulip_stream)
+        return bool(
+            self.zulip_realm and self.zulip_bot_email and self.zulip_api_key and self.zulip_stream
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

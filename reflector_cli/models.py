@@ -309,3 +309,4 @@ class ConsentIn(Model):
 class DeliveryIn(Model):
     recording_id: str
     finalize: FinalizeOut
+    enabled: bool = True

@@ -1,0 +1,433 @@
+"""The `reflector` command line: parses, calls the core, renders (rich or --json).
+
+Exit codes: 0 success, 1 bad input or a failed run, 2 usage error (from Typer/Click).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from importlib.metadata import version as pkg_version
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from reflector_cli.config import Settings, load_settings
+from reflector_cli.errors import ReflectorError, UserError
+
+app = typer.Typer(
+    help="Turn multitrack meeting recordings into speaker-attributed transcripts, topics, "
+    "titles and summaries stored in SQLite.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="List pipeline runs, or show one run's stages.")
+app.add_typer(runs_app, name="runs")
+
+err = Console(stderr=True)
+out = Console()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Where artifacts and reflector.sqlite3 live.", show_default=False
+    ),
+]
+
+
+def _emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:  # name the setting, never echo its (maybe secret) value
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise UserError(f"setting {where}: {first['msg']}") from None
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        typer.echo(f"reflector {pkg_version('reflector-cli')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """reflector: multitrack meeting recordings in, transcripts and summaries out."""
+
+
+# --------------------------------------------------------------------------- process
+
+
+class Provider(StrEnum):
+    local = "local"
+    hatchet = "hatchet"
+    celery = "celery"
+
+
+@app.command()
+def process(
+    recordings: Annotated[
+        list[str],
+        typer.Argument(help="Folders of per-participant tracks (or Daily.co recording ids)."),
+    ],
+    provider: Annotated[
+        Provider | None,
+        typer.Option(help="Who runs the stages [default: $DURABLE_WORKFLOW_PROVIDER or local]."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute every stage.")] = False,
+    model: Annotated[
+        str | None, typer.Option(help="Path to a CTranslate2 whisper model directory.")
+    ] = None,
+    language: Annotated[str | None, typer.Option(help="Spoken language code.")] = None,
+    llm: Annotated[str | None, typer.Option(help="LLM backend for topics/title/summary.")] = None,
+    compute_type: Annotated[str | None, typer.Option(help="int8, int8_float32, float32…")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads per transcription.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Stages run in parallel (local).")] = None,
+    no_deliver: Annotated[
+        bool, typer.Option("--no-deliver", help="Skip Zulip and webhook delivery.")
+    ] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Process recordings through every stage; finished work is reused unless --force."""
+    from reflector_cli.display import LiveDisplay
+    from reflector_cli.orchestrate import process_recording
+
+    settings = _settings(
+        data_dir=data_dir,
+        model=model,
+        language=language,
+        llm=llm,
+        compute_type=compute_type,
+        cpu_threads=threads,
+        workers=workers,
+    )
+    results: list[dict[str, Any]] = []
+    failed = False
+    for source in recordings:
+        show_live = not as_json and err.is_terminal
+        display = LiveDisplay(err) if show_live else None
+        if display:
+            display.__enter__()
+        try:
+            res = process_recording(
+                source,
+                settings,
+                provider=provider.value if provider else None,
+                force=force,
+                deliver=not no_deliver,
+                observer=display,
+            )
+        finally:
+            if display:
+                display.__exit__(None, None, None)
+        results.append(res.view)
+        if not res.ok:
+            failed = True
+            err.print(
+                Text.assemble(
+                    ("error: ", "bold red"),
+                    f"{source}: stage {res.error_stage} failed: {' '.join(str(res.error).split())}",
+                ),
+                soft_wrap=True,
+                highlight=False,
+            )
+        elif not as_json:
+            _print_result(res.view, reused=res.reused, settings=settings)
+    if as_json:
+        _emit_json(results[0] if len(results) == 1 else results)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_result(view: dict[str, Any], *, reused: bool, settings: Settings) -> None:
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    if reused:
+        t.add_row("note", "already processed: stored result (use --force to recompute)")
+    dur = view.get("duration_s") or 0.0
+    t.add_row("transcript", view["transcript_id"])
+    t.add_row("run", str(view["run_id"]))
+    t.add_row("status", view["status"])
+    t.add_row("title", str(view["title"]))
+    t.add_row("duration", f"{int(dur // 60)}:{dur % 60:04.1f}")
+    t.add_row("speakers", ", ".join(p["name"] for p in view["participants"]))
+    t.add_row("words", str(view["word_count"]))
+    t.add_row("topics", str(len(view["topics"])))
+    t.add_row("database", str(settings.db_path))
+    t.add_row("next", f"reflector export {view['transcript_id']} --format md")
+    err.print(t)
+
+
+# --------------------------------------------------------------------------- show / export
+
+
+def _open_store(settings: Settings) -> Any:
+    from reflector_cli.store.repo import Store
+
+    if not settings.db_path.exists():
+        raise UserError(f"{settings.db_path}: no database yet (run `reflector process` first)")
+    return Store(settings.db_path)
+
+
+def _find_transcript(store: Any, ident: str) -> dict[str, Any]:
+    row = store.find_transcript(ident)
+    if row is None:
+        raise UserError(f"{ident}: no such transcript, recording or run")
+    return row
+
+
+@app.command()
+def show(
+    ident: Annotated[str, typer.Argument(help="Transcript id, recording id or run id.")],
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a stored transcript: title, summary, topics, participants."""
+    from reflector_cli.pipeline import result_view
+
+    store = _open_store(_settings(data_dir=data_dir))
+    row = _find_transcript(store, ident)
+    view = result_view(store, row["id"])
+    view |= {
+        "recording_id": row["recording_id"],
+        "audio_deleted": bool(row["audio_deleted"]),
+        "error_stage": row["error_stage"],
+        "error_message": row["error_message"],
+        "action_items": json.loads(row["action_items"] or "{}"),
+    }
+    if as_json:
+        _emit_json(view)
+        return
+    out.print(f"[bold]{view['title'] or '(untitled)'}[/]  [dim]{view['transcript_id']}[/]")
+    out.print(
+        f"status {view['status']} · {view['word_count']} words · "
+        f"{len(view['participants'])} speakers"
+    )
+    if view["error_message"]:
+        out.print(f"[red]error in {view['error_stage']}: {view['error_message']}[/]")
+    if view["short_summary"]:
+        out.print(f"\n{view['short_summary']}\n")
+    table = Table("start", "topic", "summary")
+    for tp in view["topics"]:
+        table.add_row(_mmss(tp["start"]), tp["title"], tp["summary"])
+    out.print(table)
+
+
+def _mmss(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 60:02d}:{s % 60:02d}"
+
+
+class ExportFormat(StrEnum):
+    json = "json"
+    txt = "txt"
+    srt = "srt"
+    vtt = "vtt"
+    md = "md"
+
+
+@app.command()
+def export(
+    ident: Annotated[str, typer.Argument(help="Transcript id, recording id or run id.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        ExportFormat.json
+    ),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Export a transcript with speaker names (json, txt, srt, vtt, md)."""
+    from reflector_cli import export as exporters
+    from reflector_cli.pipeline import final_doc_from_store, result_view
+
+    store = _open_store(_settings(data_dir=data_dir))
+    row = _find_transcript(store, ident)
+    if fmt is ExportFormat.json:
+        doc = result_view(store, row["id"])
+        doc["action_items"] = json.loads(row["action_items"] or "{}")
+        doc["words"] = store.words(row["id"])
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    else:
+        final = final_doc_from_store(store, row["id"])
+        render = {
+            ExportFormat.txt: exporters.to_txt,
+            ExportFormat.srt: exporters.to_srt,
+            ExportFormat.vtt: exporters.to_vtt,
+            ExportFormat.md: exporters.to_markdown,
+        }[fmt]
+        text = render(final)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@runs_app.callback(invoke_without_command=True)
+def runs_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List recent runs (newest first)."""
+    if ctx.invoked_subcommand:
+        return
+    store = _open_store(_settings(data_dir=data_dir))
+    rows = store.runs(limit)
+    doc = [
+        {
+            k: r[k]
+            for k in (
+                "id",
+                "recording_id",
+                "transcript_id",
+                "provider",
+                "role",
+                "status",
+                "created_at",
+                "ended_at",
+                "error_stage",
+                "error_message",
+            )
+        }
+        for r in rows
+    ]
+    if as_json:
+        _emit_json(doc)
+        return
+    table = Table("run", "transcript", "provider", "status", "started", "ended")
+    for r in doc:
+        table.add_row(
+            r["id"],
+            r["transcript_id"],
+            r["provider"],
+            r["status"],
+            r["created_at"],
+            r["ended_at"] or "",
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one run: every stage with status, attempts, times and whether it was reused."""
+    store = _open_store(_settings(data_dir=data_dir))
+    run = store.run(run_id)
+    if run is None:
+        raise UserError(f"{run_id}: no such run")
+    stages = [
+        {
+            "stage": s["stage"],
+            "track": s["track"],
+            "status": s["status"],
+            "attempts": s["attempts"],
+            "started_at": s["started_at"],
+            "ended_at": s["ended_at"],
+            "reused": s["reused_from"] is not None,
+        }
+        for s in store.stage_runs(run["id"])
+    ]
+    doc = {
+        "run_id": run["id"],
+        "status": run["status"],
+        "provider": run["provider"],
+        "stages": stages,
+    }
+    if as_json:
+        _emit_json(doc)
+        return
+    out.print(f"[bold]{run['id']}[/] {run['provider']} · {run['status']}")
+    if run["error_message"]:
+        out.print(f"[red]{run['error_stage']}: {run['error_message']}[/]")
+    table = Table("stage", "track", "status", "attempts", "started", "ended", "reused")
+    for s in stages:
+        table.add_row(
+            s["stage"],
+            "" if s["track"] is None else str(s["track"]),
+            s["status"],
+            str(s["attempts"]),
+            s["started_at"] or "",
+            s["ended_at"] or "",
+            "yes" if s["reused"] else "",
+        )
+    out.print(table)
+
+
+# --------------------------------------------------------------------------- doctor
+
+
+@app.command()
+def doctor(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Check the installation: model, audio codecs, data dir, database, providers."""
+    from reflector_cli.doctor import run_checks
+
+    checks = run_checks(_settings(data_dir=data_dir))
+    ok = all(c["ok"] or not c["required"] for c in checks)
+    if as_json:
+        _emit_json({"ok": ok, "checks": checks})
+    else:
+        table = Table("check", "", "detail")
+        for c in checks:
+            mark = (
+                "[green]ok[/]" if c["ok"] else ("[red]FAIL[/]" if c["required"] else "[yellow]–[/]")
+            )
+            table.add_row(c["name"], mark, c["detail"])
+        out.print(table)
+    if not ok:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _fail(message: str) -> None:
+    """One line on stderr, exit 1: never a traceback for a problem the user can fix."""
+    one_line = " ".join(message.split())
+    err.print(Text.assemble(("error: ", "bold red"), one_line), soft_wrap=True, highlight=False)
+    sys.exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except ReflectorError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        err.print("interrupted: finished stages are kept; run the same command to resume")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
+        if os.environ.get("REFLECTOR_DEBUG"):
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (set REFLECTOR_DEBUG=1 for a traceback)")
+
+
+if __name__ == "__main__":
+    main()

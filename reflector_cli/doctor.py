@@ -1,0 +1,98 @@
+"""`reflector doctor`: checks a user can read at a glance (what is wrong and what to set)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from reflector_cli.config import Settings
+
+
+def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "ok": ok, "detail": detail, "required": required}
+
+
+def check_model(settings: Settings) -> dict[str, Any]:
+    path = Path(settings.model).expanduser()
+    if path.is_dir() and (path / "model.bin").is_file():
+        return _check("whisper model", True, str(path))
+    return _check(
+        "whisper model",
+        False,
+        f"{settings.model}: not a CTranslate2 model directory "
+        "(set REFLECTOR_MODEL or --model to a local path)",
+    )
+
+
+def check_audio() -> dict[str, Any]:
+    try:
+        import av
+
+        codecs = {"opus", "libmp3lame", "flac"}
+        missing = [c for c in codecs if c not in av.codecs_available]
+        detail = f"PyAV {av.__version__}" + (f", missing {missing}" if missing else "")
+        return _check("audio codecs", not missing, detail)
+    except ImportError as exc:
+        return _check("audio codecs", False, f"PyAV not importable: {exc}")
+
+
+def check_data_dir(settings: Settings) -> dict[str, Any]:
+    d = Path(settings.data_dir)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe = d / ".doctor-probe"
+        probe.write_text("ok")
+        probe.unlink()
+        return _check("data dir", True, f"{d.resolve()} (writable)")
+    except OSError as exc:
+        return _check("data dir", False, f"{d}: {exc.strerror}")
+
+
+def check_database(settings: Settings) -> dict[str, Any]:
+    if not settings.db_path.exists():
+        return _check("database", True, f"{settings.db_path} (created on first run)")
+    try:
+        conn = sqlite3.connect(settings.db_path)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.close()
+        return _check("database", True, f"{settings.db_path} (schema v{version})")
+    except sqlite3.Error as exc:
+        return _check("database", False, f"{settings.db_path}: {exc}")
+
+
+def check_provider(settings: Settings) -> dict[str, Any]:
+    p = settings.provider
+    if p == "local":
+        return _check("provider", True, f"local ({settings.workers} worker processes)")
+    if p == "hatchet":
+        token = os.environ.get("HATCHET_CLIENT_TOKEN")
+        return _check(
+            "provider",
+            bool(token),
+            "hatchet"
+            + ("" if token else ": HATCHET_CLIENT_TOKEN is not set (scripts/hatchet-local env)"),
+        )
+    broker = os.environ.get("CELERY_BROKER_URL")
+    return _check(
+        "provider", bool(broker), "celery" + ("" if broker else ": CELERY_BROKER_URL is not set")
+    )
+
+
+def check_llm(settings: Settings) -> dict[str, Any]:
+    if settings.llm == "extractive":
+        return _check("llm", True, "extractive (offline, built in)")
+    key = settings.anthropic_api_key is not None
+    return _check("llm", key, f"{settings.llm}" + ("" if key else ": API key not set"))
+
+
+def run_checks(settings: Settings) -> list[dict[str, Any]]:
+    return [
+        check_model(settings),
+        check_audio(),
+        check_data_dir(settings),
+        check_database(settings),
+        check_provider(settings),
+        check_llm(settings),
+    ]

@@ -1,0 +1,52 @@
+"""Run one stage from a JSON payload: the single entry point every provider's worker calls.
+
+Providers move JSON between processes or machines; this module turns it back into the typed
+input, builds the StageContext and calls the stage function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reflector_cli.config import Settings
+from reflector_cli.context import EmitFn, StageContext, _drop
+from reflector_cli.dag import stage
+from reflector_cli.storage import open_storage
+
+
+class InjectedFault(RuntimeError):
+    """Raised on purpose by `REFLECTOR_TEST_FAIL=stage:N` to exercise retries end to end."""
+
+
+def _inject_fault(spec: str | None, name: str, attempt: int) -> None:
+    if not spec:
+        return
+    for item in spec.split(","):
+        target, _, count = item.partition(":")
+        if target.strip() == name and attempt <= int(count or 1):
+            raise InjectedFault(f"{name}: injected failure on attempt {attempt}")
+
+
+def run_stage(
+    name: str,
+    payload: dict[str, Any],
+    settings: Settings,
+    *,
+    track: int | None = None,
+    attempt: int = 1,
+    emit_fn: EmitFn = _drop,
+) -> dict[str, Any]:
+    """Validate `payload` as the stage's input, run it, return its output as JSON data."""
+    st = stage(name)
+    inp = st.input_model.model_validate(payload)
+    ctx = StageContext(
+        storage=open_storage(settings.storage_url, settings.data_dir),
+        settings=settings,
+        stage=name,
+        track=track,
+        attempt=attempt,
+        emit_fn=emit_fn,
+    )
+    _inject_fault(settings.test_fail, name, attempt)
+    out = st.fn()(inp, ctx)
+    return st.output_model.model_validate(out).model_dump(mode="json")

@@ -1,0 +1,128 @@
+"""Process one recording end to end with a chosen provider: lock, run bookkeeping, result.
+
+This is the provider-agnostic driver the CLI calls; providers only execute the DAG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from reflector_cli import models as m
+from reflector_cli.config import Settings
+from reflector_cli.errors import UserError
+from reflector_cli.pipeline import EventSink, Observer, new_run_id, prepare_input, result_view
+from reflector_cli.runlog import RunLog
+from reflector_cli.store.repo import Store
+
+
+@dataclass
+class ProcessResult:
+    view: dict[str, Any]
+    run_id: str | None
+    reused: bool
+    error_stage: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@contextlib.contextmanager
+def recording_lock(settings: Settings, recording_id: str) -> Iterator[None]:
+    """One process per recording at a time; the lock dies with its process (kill -9 safe)."""
+    lock_dir = settings.data_dir / ".locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{recording_id}.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise UserError(
+                f"recording {recording_id}: already being processed by pid {holder}"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+
+
+def make_provider(name: str, settings: Settings, log: RunLog, rerun: set[str]) -> Any:
+    if name == "local":
+        from reflector_cli.providers.local import LocalProvider
+
+        return LocalProvider(settings, log, rerun=rerun)
+    if name == "hatchet":
+        from reflector_cli.providers.hatchet import HatchetProvider
+
+        return HatchetProvider(settings, log, rerun=rerun)
+    if name == "celery":
+        from reflector_cli.providers.celery_app import CeleryProvider
+
+        return CeleryProvider(settings, log, rerun=rerun)
+    raise UserError(f"provider {name!r}: not available in this build (use local)")
+
+
+def process_recording(
+    source: str,
+    settings: Settings,
+    *,
+    provider: str | None = None,
+    force: bool = False,
+    deliver: bool = True,
+    observer: Observer | None = None,
+) -> ProcessResult:
+    pipe = prepare_input(source, settings).model_copy(update={"deliver": deliver})
+    store = Store(settings.db_path)
+    try:
+        with recording_lock(settings, pipe.recording_id):
+            return _process_locked(
+                pipe, settings, store, provider or settings.provider, force, observer
+            )
+    finally:
+        store.close()
+
+
+def _process_locked(
+    pipe: m.PipelineInput,
+    settings: Settings,
+    store: Store,
+    provider: str,
+    force: bool,
+    observer: Observer | None,
+) -> ProcessResult:
+    store.ensure_recording(pipe)
+    before = store.transcript(pipe.transcript_id)
+    was_ended = bool(before and before["status"] == "ended")
+    if was_ended and not force:
+        return ProcessResult(result_view(store, pipe.transcript_id), before["run_id"], True)
+    # We hold the lock, so any run of this recording still marked running was killed.
+    store.conn.execute(
+        "UPDATE runs SET status = 'interrupted' WHERE recording_id = ? AND status = 'running'",
+        (pipe.recording_id,),
+    )
+    run_id = new_run_id()
+    store.create_run(run_id, pipe, provider, force=force)
+    sink = EventSink(store, pipe.transcript_id, run_id, observer)
+    if not was_ended:
+        store.set_status(pipe.transcript_id, "processing")
+    sink("STATUS", {"value": "processing"})
+    log = RunLog(store, settings, pipe, run_id, sink, reuse=not force)
+    outcome = make_provider(provider, settings, log, set()).run()
+    if outcome.status == "ended":
+        store.finish_run(run_id, "ended")
+        return ProcessResult(result_view(store, pipe.transcript_id), run_id, False)
+    store.finish_run(run_id, "error", outcome.error_stage, outcome.error)
+    if not was_ended:
+        store.set_status(pipe.transcript_id, "error", outcome.error_stage, outcome.error)
+    sink("STATUS", {"value": "error", "stage": outcome.error_stage, "message": outcome.error})
+    view = result_view(store, pipe.transcript_id)
+    view["run_id"] = run_id
+    return ProcessResult(view, run_id, False, outcome.error_stage, outcome.error)

@@ -1,0 +1,238 @@
+"""The local provider: runs the DAG in this process's scheduler, every stage in a process pool.
+
+Stages run in spawned worker processes (one whisper model per worker, tracks in parallel up
+to the cores); the scheduler in the main process is the only SQLite writer, checkpointing each
+finished stage so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from reflector_cli import dag
+from reflector_cli import models as m
+from reflector_cli.config import Settings
+from reflector_cli.errors import UserError
+from reflector_cli.execute import run_stage
+from reflector_cli.runlog import RunLog, short_error
+
+Node = tuple[str, int | None]
+
+_events: Any = None  # the worker side of the event queue (set by the pool initializer)
+
+
+def _init_worker(events: Any) -> None:
+    global _events
+    _events = events
+
+
+def _pool_task(
+    name: str, payload: dict[str, Any], settings: Settings, track: int | None, attempt: int
+) -> dict[str, Any]:
+    def emit(event_type: str, data: dict[str, Any]) -> None:
+        _events.put((event_type, data))
+
+    return run_stage(name, payload, settings, track=track, attempt=attempt, emit_fn=emit)
+
+
+@dataclass
+class RunOutcome:
+    status: str  # ended | error
+    error_stage: str | None = None
+    error: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    outputs: dict[str, Any] = field(default_factory=dict)
+    done: dict[Node, BaseModel] = field(default_factory=dict)
+    failed: dict[Node, str] = field(default_factory=dict)
+    inflight: dict[Future[dict[str, Any]], Node] = field(default_factory=dict)
+    delayed: list[tuple[float, Node]] = field(default_factory=list)
+    n_tracks: int | None = None
+    fatal: tuple[str, str] | None = None
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, settings: Settings, log: RunLog, *, rerun: Iterable[str] = ()) -> None:
+        self.settings = settings
+        self.log = log
+        self.rerun = set(rerun)  # stages that must execute even when a checkpoint matches
+        self._pool: ProcessPoolExecutor | None = None
+        self._events: Any = None
+
+    # ------------------------------------------------------------------ graph
+
+    def _nodes(self, st: _State) -> list[Node]:
+        nodes: list[Node] = []
+        for s in dag.STAGES:
+            if not s.per_track:
+                nodes.append((s.name, None))
+            elif st.n_tracks is not None:
+                nodes.extend((s.name, i) for i in range(st.n_tracks))
+        return nodes
+
+    def _parents_finished(self, node: Node, st: _State) -> bool:
+        name, track = node
+        for p in dag.stage(name).parents:
+            ps = dag.stage(p)
+            if ps.per_track and track is None:
+                if st.n_tracks is None:
+                    return False
+                deps = [(p, i) for i in range(st.n_tracks)]
+            else:
+                deps = [(p, track if ps.per_track else None)]
+            for d in deps:
+                if d in st.done:
+                    continue
+                if d in st.failed and not ps.critical:
+                    continue
+                return False
+        return True
+
+    def _record(self, node: Node, out: BaseModel, st: _State) -> None:
+        name, track = node
+        st.done[node] = out
+        if track is None:
+            st.outputs[name] = out
+        else:
+            assert st.n_tracks is not None
+            st.outputs.setdefault(name, [None] * st.n_tracks)[track] = out
+        if name == "get_recording":
+            assert isinstance(out, m.RecordingOut)
+            st.n_tracks = len(out.tracks)
+
+    # ------------------------------------------------------------------ execution
+
+    def _pool_for(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = mp.get_context("spawn")
+            self._events = ctx.Queue()
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.settings.workers,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(self._events,),
+            )
+        return self._pool
+
+    def _drain_events(self) -> None:
+        if self._events is None:
+            return
+        while True:
+            try:
+                event_type, data = self._events.get_nowait()
+            except queue.Empty:
+                return
+            self.log.sink(event_type, data)
+
+    def _start(self, node: Node, st: _State) -> bool:
+        """Reuse a checkpoint or submit the stage; False when it had to wait for a slot."""
+        name, track = node
+        s = dag.stage(name)
+        inp = s.build(self.log.pipe, st.outputs, track)
+        if name not in self.rerun:
+            out = self.log.try_reuse(name, track, inp)
+            if out is not None:
+                self._record(node, out, st)
+                return True
+        if len(st.inflight) >= self.settings.workers:
+            return False
+        attempt = self.log.started(name, track, inp)
+        fut = self._pool_for().submit(
+            _pool_task, name, inp.model_dump(mode="json"), self.settings, track, attempt
+        )
+        st.inflight[fut] = node
+        return True
+
+    def _finish(self, fut: Future[dict[str, Any]], st: _State) -> None:
+        node = st.inflight.pop(fut)
+        name, track = node
+        s = dag.stage(name)
+        try:
+            result = fut.result()
+        except BaseException as exc:  # noqa: BLE001 - any stage failure is recorded, not raised
+            self._drain_events()
+            attempts = self.log._attempts(name, track)
+            permanent = isinstance(exc, UserError)
+            final = permanent or attempts > s.retries
+            self.log.failed(name, track, short_error(exc), final=final)
+            if not final:
+                delay = self.settings.retry_backoff_s * 2 ** (attempts - 1)
+                st.delayed.append((time.monotonic() + delay, node))
+            else:
+                st.failed[node] = short_error(exc)
+                if s.critical and st.fatal is None:
+                    st.fatal = (name, short_error(exc))
+            return
+        self._drain_events()
+        self._record(node, self.log.done(name, track, result), st)
+
+    def _ready(self, st: _State) -> list[Node]:
+        delayed = {n for _, n in st.delayed}
+        busy = set(st.inflight.values()) | delayed
+        ready = [
+            n
+            for n in self._nodes(st)
+            if n not in st.done
+            and n not in st.failed
+            and n not in busy
+            and self._parents_finished(n, st)
+        ]
+        return sorted(ready, key=lambda n: -dag.stage(n[0]).priority)
+
+    def _release_delayed(self, st: _State) -> list[Node]:
+        now = time.monotonic()
+        due = [n for t, n in st.delayed if t <= now]
+        st.delayed = [(t, n) for t, n in st.delayed if t > now]
+        return due
+
+    def run(self) -> RunOutcome:
+        st = _State()
+        try:
+            while True:
+                if st.fatal is None:
+                    progressed = True
+                    while progressed:
+                        progressed = False
+                        due = self._release_delayed(st)
+                        for node in dict.fromkeys(due + self._ready(st)):
+                            if node in st.done or node in st.inflight.values():
+                                continue
+                            if not self._start(node, st):
+                                st.delayed.append((0.0, node))  # no free slot: try next tick
+                                break
+                            progressed = True
+                            if node[0] == "get_recording" and node in st.done:
+                                break  # track count just became known: recompute the graph
+                if not st.inflight and (st.fatal is not None or not st.delayed):
+                    break
+                if st.inflight:
+                    finished, _ = wait(list(st.inflight), timeout=0.2, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        self._finish(fut, st)
+                else:
+                    time.sleep(0.05)
+                self._drain_events()
+        finally:
+            self.close()
+        if st.fatal:
+            return RunOutcome("error", st.fatal[0], st.fatal[1], st.outputs)
+        return RunOutcome("ended", outputs=st.outputs)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._drain_events()

@@ -1,0 +1,321 @@
+"""Read a local folder of per-participant audio files (plus an optional `recording.json`).
+
+Every track is probed (container, audio stream, one decodable frame, duration) before anything
+is stored, so bad input fails early with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+from pathlib import Path, PurePosixPath
+
+import av
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reflector_cli.errors import UserError
+
+AUDIO_EXTENSIONS = frozenset(
+    {".webm", ".ogg", ".opus", ".wav", ".mp3", ".m4a", ".flac", ".mka", ".mp4"}
+)
+MANIFEST = "recording.json"
+# Name offset and container start time may differ by this much before we warn.
+OFFSET_TOLERANCE_S = 0.25
+# Start times below this are codec priming (an mp3 starts at ~23 ms), not a real offset.
+MIN_CONTAINER_START_S = 0.05
+
+DAILY_NAME = re.compile(
+    r"^(?P<rec>\d+)-(?P<pid>.+)-(?P<kind>cam-audio|screen-audio|cam-video|screen-video)"
+    r"-(?P<start>\d+)$"
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ManifestParticipant(_Strict):
+    file: str
+    participant_id: str | None = None
+    name: str | None = None
+    offset_s: float | None = Field(default=None, ge=0, description="None: detect it")
+    consent: bool = True
+
+
+class Manifest(_Strict):
+    room: str | None = None
+    started_at_ms: int | None = None
+    language: str | None = None
+    participants: list[ManifestParticipant] = Field(min_length=1)
+
+
+class FolderTrack(_Strict):
+    file: str = Field(description="file name inside the folder")
+    path: Path
+    participant_id: str
+    name: str | None = None
+    offset_s: float = 0.0
+    consent: bool = True
+    duration_s: float = Field(description="audio length of the file itself, without offset")
+
+
+class FolderScan(_Strict):
+    folder: Path
+    room: str | None = None
+    started_at_ms: int | None = None
+    language: str | None = None
+    tracks: list[FolderTrack]
+    warnings: list[str] = []
+
+
+class DailyName(_Strict):
+    recording_start_ms: int
+    participant_id: str
+    kind: str
+    track_start_ms: int
+
+    @property
+    def offset_s(self) -> float:
+        return (self.track_start_ms - self.recording_start_ms) / 1000
+
+
+def parse_daily_name(name: str) -> DailyName | None:
+    """`{rec_start_ms}-{participant}-cam-audio-{track_start_ms}[.ext]`, else None."""
+    stem = PurePosixPath(name).name
+    suffix = PurePosixPath(stem).suffix
+    if suffix.lower() in AUDIO_EXTENSIONS:
+        stem = stem[: -len(suffix)]
+    m = DAILY_NAME.match(stem)
+    if not m:
+        return None
+    return DailyName(
+        recording_start_ms=int(m["rec"]),
+        participant_id=m["pid"],
+        kind=m["kind"],
+        track_start_ms=int(m["start"]),
+    )
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _is_candidate(p: Path) -> bool:
+    if not p.is_file() or p.name.startswith(".") or p.name == MANIFEST:
+        return False
+    return p.suffix.lower() in AUDIO_EXTENSIONS or parse_daily_name(p.name) is not None
+
+
+def _candidates(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if _is_candidate(p)), key=lambda p: p.name)
+
+
+def _check_folder(path: Path) -> Path:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"{path}: no such file or directory")
+    if not path.is_dir():
+        raise UserError(f"{path}: not a directory (give a folder of per-participant audio files)")
+    return path
+
+
+class Probe(_Strict):
+    start_s: float
+    duration_s: float
+
+
+def probe_audio(path: Path) -> Probe:
+    """Open, find the audio stream, decode one frame and measure the stream (demux only).
+
+    Raises UserError("<path>: <problem>") for anything a retry cannot fix.
+    """
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: zero-length file")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as e:
+        raise UserError(
+            f"{path}: unreadable or corrupt container ({_one_line(e.strerror)})"
+        ) from None
+    with container:
+        if not container.streams.audio:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            raise UserError(f"{path}: no audio stream (streams: {', '.join(kinds)})")
+        stream = container.streams.audio[0]
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        first: int | None = None
+        end: int | None = None
+        decoded = False
+        start_s: float = 0.0
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                if not decoded:
+                    # One bad packet is not a bad file; keep looking for a good one.
+                    with contextlib.suppress(av.error.InvalidDataError):
+                        frames = packet.decode()
+                        if frames:
+                            decoded = True
+                            # Where the first decoded sample sits (after codec pre-skip):
+                            # the same reference pad_track aligns audio to.
+                            start_s = frames[0].time
+                            if start_s is None:
+                                start_s = packet.pts * tb
+                first = packet.pts if first is None else min(first, packet.pts)
+                stop = packet.pts + (packet.duration or 0)
+                end = stop if end is None else max(end, stop)
+        except av.FFmpegError as e:
+            if not decoded:
+                raise UserError(f"{path}: corrupt audio data ({_one_line(e.strerror)})") from None
+            # A truncated tail (crashed recorder) still leaves usable audio before it.
+        if not decoded:
+            raise UserError(f"{path}: no decodable audio frame")
+        if first is None or end is None:
+            return Probe(start_s=start_s, duration_s=0.0)
+        # Measured from the first decoded sample, like the padded track will be.
+        return Probe(start_s=start_s, duration_s=max(0.0, end * tb - max(start_s, first * tb)))
+
+
+def _load_manifest(folder: Path) -> Manifest | None:
+    mpath = folder / MANIFEST
+    if not mpath.exists():
+        return None
+    try:
+        raw = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{mpath}: invalid JSON ({_one_line(e)})") from None
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "top level"
+        raise UserError(f"{mpath}: {where}: {_one_line(err['msg'])}") from None
+    seen: set[str] = set()
+    for p in manifest.participants:
+        # Plain names only: the content hash and the raw keys cover the folder's top level.
+        if p.file in {"", ".", ".."} or "/" in p.file or "\\" in p.file:
+            raise UserError(f"{mpath}: file {p.file!r} must be a file name in the folder")
+        if p.file in seen:
+            raise UserError(f"{mpath}: file {p.file!r} is listed twice")
+        seen.add(p.file)
+        if not (folder / p.file).is_file():
+            raise UserError(f"{mpath}: file {p.file!r} is not in {folder}")
+    return manifest
+
+
+def _detect_offset(file: str, probe: Probe, daily: DailyName | None, warnings: list[str]) -> float:
+    """Daily name first, else the container start time; warn when the two disagree."""
+    container_start = probe.start_s if probe.start_s >= MIN_CONTAINER_START_S else 0.0
+    if daily is None:
+        return container_start
+    named = max(0.0, daily.offset_s)
+    if container_start and abs(container_start - named) > OFFSET_TOLERANCE_S:
+        warnings.append(
+            f"{file}: file name says offset {named:.3f}s but the container starts at "
+            f"{container_start:.3f}s; using the file name"
+        )
+    return named
+
+
+def scan_folder(path: Path, include_screen_audio: bool = False) -> FolderScan:
+    """List and validate the tracks of a folder recording (see SPEC-stages.md, inputs §2)."""
+    folder = _check_folder(path)
+    manifest = _load_manifest(folder)
+    warnings: list[str] = []
+    tracks: list[FolderTrack] = []
+    if manifest is not None:
+        listed = sorted(manifest.participants, key=lambda p: p.file)
+        for entry in listed:
+            p = folder / entry.file
+            daily = parse_daily_name(p.name)
+            probe = probe_audio(p)
+            offset = entry.offset_s
+            if offset is None:
+                offset = _detect_offset(entry.file, probe, daily, warnings)
+            default_id = daily.participant_id if daily else p.stem
+            tracks.append(
+                FolderTrack(
+                    file=entry.file,
+                    path=p,
+                    participant_id=entry.participant_id or default_id,
+                    name=entry.name,
+                    offset_s=offset,
+                    consent=entry.consent,
+                    duration_s=probe.duration_s,
+                )
+            )
+        return FolderScan(
+            folder=folder,
+            room=manifest.room,
+            started_at_ms=manifest.started_at_ms,
+            language=manifest.language,
+            tracks=tracks,
+            warnings=warnings,
+        )
+
+    rec_starts: set[int] = set()
+    for p in _candidates(folder):
+        daily = parse_daily_name(p.name)
+        if daily and daily.kind.endswith("video"):
+            continue  # video tracks carry no speaker audio
+        if daily and daily.kind == "screen-audio" and not include_screen_audio:
+            warnings.append(f"{p.name}: screen-audio track skipped (include_screen_audio is off)")
+            continue
+        probe = probe_audio(p)
+        if daily:
+            rec_starts.add(daily.recording_start_ms)
+        tracks.append(
+            FolderTrack(
+                file=p.name,
+                path=p,
+                participant_id=daily.participant_id if daily else p.stem,
+                # A Daily name has no human name in it; get_participants says "Speaker N".
+                name=None if daily else p.stem,
+                offset_s=_detect_offset(p.name, probe, daily, warnings),
+                duration_s=probe.duration_s,
+            )
+        )
+    if not tracks:
+        raise UserError(
+            f"{folder}: no audio files (expected one of {', '.join(sorted(AUDIO_EXTENSIONS))})"
+        )
+    if len(rec_starts) > 1:
+        warnings.append(
+            f"{folder}: Daily file names carry {len(rec_starts)} different recording start times"
+        )
+    return FolderScan(
+        folder=folder,
+        started_at_ms=min(rec_starts) if rec_starts else None,
+        tracks=tracks,
+        warnings=warnings,
+    )
+
+
+def recording_id_for_folder(path: Path) -> str:
+    """`rec-<16 hex>` from the folder's content (names, bytes, manifest), not its location."""
+    folder = _check_folder(path)
+    files = _candidates(folder)
+    listed: set[str] = set()
+    if (folder / MANIFEST).is_file():
+        files.append(folder / MANIFEST)
+        # Manifest tracks may have any extension; hash them too (bad manifests fail later).
+        try:
+            raw = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            listed = {str(p["file"]) for p in raw.get("participants", [])}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            listed = set()
+    files += [
+        folder / n
+        for n in listed
+        if "/" not in n and (folder / n).is_file() and folder / n not in files
+    ]
+    h = hashlib.sha256()
+    for p in sorted(files, key=lambda p: p.name):
+        h.update(p.name.encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
+        with p.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return "rec-" + h.hexdigest()[:16]

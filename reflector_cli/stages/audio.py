@@ -1,0 +1,302 @@
+"""Audio stages: pad each track onto the meeting timeline, mix them down, draw a waveform.
+
+Everything streams in small blocks (decode -> resample -> write), so memory stays bounded
+whatever the recording length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+
+from reflector_cli.context import StageContext
+from reflector_cli.errors import UserError
+from reflector_cli.models import (
+    MixdownIn,
+    MixdownOut,
+    PadTrackIn,
+    PadTrackOut,
+    WaveformIn,
+    WaveformOut,
+)
+
+SAMPLE_RATE = 48000
+BLOCK = SAMPLE_RATE  # 1 s blocks: big enough for fast numpy, small enough to stay bounded
+# Timestamp jumps below this are rounding jitter (WebM stores milliseconds), not muted audio.
+GAP_TOLERANCE_S = 0.01
+MIX_HEADROOM = 0.98
+MP3_BITRATE = 64000
+WAVEFORM_POINTS = 255
+PROGRESS_EVERY_S = 60.0
+
+_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64}
+_DTYPES |= {"flt": np.float32, "dbl": np.float64}
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+@contextlib.contextmanager
+def _open_audio(
+    path: Path, label: str
+) -> Iterator[tuple[av.container.InputContainer, av.AudioStream]]:
+    """Open a container and its first audio stream; bad input becomes a one-line UserError."""
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as e:
+        raise UserError(
+            f"{label}: unreadable or corrupt container ({_one_line(e.strerror)})"
+        ) from None
+    with container:
+        if not container.streams.audio:
+            raise UserError(f"{label}: no audio stream")
+        yield container, container.streams.audio[0]
+
+
+def _silence_like(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
+    """A silent frame in the decoder's own format, so the resampler sees one continuous stream."""
+    name = frame.format.name
+    dtype = _DTYPES[name.removesuffix("p")]
+    channels = frame.layout.nb_channels
+    shape = (channels, samples) if frame.format.is_planar else (1, samples * channels)
+    fill = 128 if name.startswith("u8") else 0  # unsigned 8-bit silence is mid-scale
+    out = av.AudioFrame.from_ndarray(
+        np.full(shape, fill, dtype=dtype), format=name, layout=frame.layout.name
+    )
+    out.sample_rate = frame.sample_rate
+    return out
+
+
+@dataclass
+class _GapStats:
+    filled_s: float = 0.0
+    bad_packets: int = 0
+
+
+def _decode_filled(
+    container: av.container.InputContainer, stream: av.AudioStream, stats: _GapStats
+) -> Iterator[np.ndarray]:
+    """Decoded audio as 48 kHz mono float32 chunks, with timestamp gaps filled by silence."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    start: float | None = None
+    consumed_s = 0.0  # input audio (incl. inserted silence) fed to the resampler so far
+    try:
+        packets = container.demux(stream)
+        for packet in packets:
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                stats.bad_packets += 1  # its stretch becomes a gap and is filled below
+                continue
+            for frame in frames:
+                if frame.time is not None:
+                    start = frame.time if start is None else start
+                    gap = (frame.time - start) - consumed_s
+                    if gap > GAP_TOLERANCE_S:
+                        remaining = round(gap * frame.sample_rate)
+                        consumed_s += remaining / frame.sample_rate
+                        stats.filled_s += remaining / frame.sample_rate
+                        while remaining > 0:  # bounded chunks: a muted hour is not one array
+                            n = min(remaining, frame.sample_rate)
+                            remaining -= n
+                            for f in resampler.resample(_silence_like(frame, n)):
+                                yield f.to_ndarray()[0]
+                consumed_s += frame.samples / frame.sample_rate
+                for f in resampler.resample(frame):
+                    yield f.to_ndarray()[0]
+    except av.FFmpegError:
+        if start is None:
+            raise
+        # A truncated tail (a recorder that crashed) keeps the audio decoded before it.
+    for f in resampler.resample(None):
+        yield f.to_ndarray()[0]
+
+
+class _BlockWriter:
+    """Collects small chunks and writes them to a SoundFile in ~1 s blocks."""
+
+    def __init__(self, out: sf.SoundFile) -> None:
+        self.out = out
+        self.pending: list[np.ndarray] = []
+        self.pending_n = 0
+        self.written = 0
+
+    def add(self, chunk: np.ndarray) -> None:
+        self.pending.append(chunk)
+        self.pending_n += len(chunk)
+        if self.pending_n >= BLOCK:
+            self.flush()
+
+    def silence(self, samples: int) -> None:
+        self.flush()
+        while samples > 0:
+            n = min(samples, BLOCK)
+            self.out.write(np.zeros(n, dtype=np.float32))
+            self.written += n
+            samples -= n
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        # Lossy decoders overshoot full scale slightly; clip instead of wrapping in PCM_16.
+        data = np.clip(np.concatenate(self.pending), -1.0, 1.0)
+        self.out.write(data)
+        self.written += len(data)
+        self.pending, self.pending_n = [], 0
+
+
+def pad_track(inp: PadTrackIn, ctx: StageContext) -> PadTrackOut:
+    """Decode, resample to 48 kHz mono, fill gaps, prepend `offset_s` of silence; write FLAC."""
+    track = inp.track
+    key = ctx.key(inp.recording_id, "padded", f"track-{track.index}.flac")
+    offset = round(track.offset_s * SAMPLE_RATE)
+    stats = _GapStats()
+    with (
+        ctx.storage.local_path(track.key) as src,
+        _open_audio(src, track.source_name) as (container, stream),
+    ):
+        total_s = (container.duration or 0) / 1_000_000
+        with (
+            ctx.storage.writer(key, suffix=".flac") as tmp,
+            sf.SoundFile(
+                tmp, "w", samplerate=SAMPLE_RATE, channels=1, format="FLAC", subtype="PCM_16"
+            ) as out,
+        ):
+            writer = _BlockWriter(out)
+            writer.silence(offset)
+            next_report = PROGRESS_EVERY_S
+            try:
+                for chunk in _decode_filled(container, stream, stats):
+                    writer.add(chunk)
+                    done_s = (writer.written - offset) / SAMPLE_RATE
+                    if done_s >= next_report:
+                        ctx.progress(round(done_s, 1), round(max(total_s, done_s), 1))
+                        next_report += PROGRESS_EVERY_S
+            except av.FFmpegError as e:
+                raise UserError(
+                    f"{track.source_name}: corrupt audio data ({_one_line(e.strerror)})"
+                ) from None
+            writer.flush()
+            if writer.written == offset:
+                raise UserError(f"{track.source_name}: no decodable audio frame")
+            samples = writer.written
+    ctx.progress(
+        round((samples - offset) / SAMPLE_RATE, 1), round((samples - offset) / SAMPLE_RATE, 1)
+    )
+    return PadTrackOut(
+        track=track.index,
+        key=key,
+        duration_s=samples / SAMPLE_RATE,
+        sample_rate=SAMPLE_RATE,
+        offset_s=track.offset_s,
+        gaps_filled_s=round(stats.filled_s, 3),
+    )
+
+
+def _read_blocks(path: Path, label: str, block: int = BLOCK) -> Iterator[np.ndarray]:
+    """A file as 48 kHz mono float32 blocks of exactly `block` samples (the last may be short)."""
+    with _open_audio(path, label) as (container, stream):
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        fifo = av.AudioFifo()
+
+        def push(frames: list[av.AudioFrame]) -> None:
+            for f in frames:
+                f.pts = None  # the fifo checks pts continuity; positions come from counts
+                fifo.write(f)
+
+        for frame in container.decode(stream):
+            push(resampler.resample(frame))
+            while (out := fifo.read(block)) is not None:
+                yield out.to_ndarray()[0]
+        push(resampler.resample(None))
+        while fifo.samples:
+            out = fifo.read(min(block, fifo.samples))
+            yield out.to_ndarray()[0]
+
+
+def _mix_blocks(paths: list[tuple[Path, str]]) -> Iterator[np.ndarray]:
+    """Sum of all tracks, block by block in lock-step; as long as the longest track."""
+    with contextlib.ExitStack() as stack:
+        readers = [
+            stack.enter_context(contextlib.closing(_read_blocks(p, label))) for p, label in paths
+        ]
+        while True:
+            parts = [b for b in (next(r, None) for r in readers) if b is not None]
+            if not parts:
+                return
+            mix = np.zeros(max(len(b) for b in parts), dtype=np.float32)
+            for b in parts:
+                mix[: len(b)] += b
+            yield mix
+
+
+def mixdown_tracks(inp: MixdownIn, ctx: StageContext) -> MixdownOut:
+    """Mix the padded tracks into one mono 64 kb/s MP3, normalised below full scale."""
+    if not inp.tracks:
+        raise UserError(f"recording {inp.recording_id}: no tracks to mix")
+    key = ctx.key(inp.recording_id, "mixdown.mp3")
+    with contextlib.ExitStack() as stack:
+        paths = [(stack.enter_context(ctx.storage.local_path(t.key)), t.key) for t in inp.tracks]
+        expected_s = max(t.duration_s for t in inp.tracks)
+        # Pass 1: the peak of the sum, so pass 2 can scale without clipping.
+        peak = 0.0
+        for mix in _mix_blocks(paths):
+            peak = max(peak, float(np.max(np.abs(mix))))
+        gain = min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
+        samples = 0
+        with ctx.storage.writer(key, suffix=".mp3") as tmp, av.open(str(tmp), "w", "mp3") as out:
+            stream = out.add_stream("libmp3lame", rate=SAMPLE_RATE)
+            stream.layout = "mono"
+            stream.bit_rate = MP3_BITRATE
+            next_report = PROGRESS_EVERY_S
+            for mix in _mix_blocks(paths):
+                data = np.clip(mix * np.float32(gain), -1.0, 1.0)[None, :]
+                frame = av.AudioFrame.from_ndarray(data, format="flt", layout="mono")
+                frame.sample_rate = SAMPLE_RATE
+                frame.pts = samples
+                samples += data.shape[1]
+                out.mux(stream.encode(frame))
+                if samples / SAMPLE_RATE >= next_report:
+                    ctx.progress(round(samples / SAMPLE_RATE, 1), round(expected_s, 1))
+                    next_report += PROGRESS_EVERY_S
+            out.mux(stream.encode(None))
+    return MixdownOut(
+        key=key,
+        duration_s=samples / SAMPLE_RATE,
+        tracks_mixed=len(inp.tracks),
+        peak_gain=round(gain, 6),
+    )
+
+
+def generate_waveform(inp: WaveformIn, ctx: StageContext) -> WaveformOut:
+    """255 peaks of the mixdown (max |sample| per equal slice / global max, 2 decimals)."""
+    points = WAVEFORM_POINTS
+    total = max(1, round(inp.mixdown.duration_s * SAMPLE_RATE))
+    # Slice k covers samples [bounds[k], bounds[k+1]); samples past `total` (codec padding)
+    # fall into the last slice.
+    bounds = np.array([k * total // points for k in range(points + 1)], dtype=np.int64)
+    peaks = np.zeros(points, dtype=np.float64)
+    pos = 0
+    with ctx.storage.local_path(inp.mixdown.key) as path:
+        for block in _read_blocks(path, inp.mixdown.key):
+            mag = np.abs(block)
+            end = pos + len(block)
+            first = min(int(np.searchsorted(bounds, pos, side="right")) - 1, points - 1)
+            last = min(int(np.searchsorted(bounds, end - 1, side="right")) - 1, points - 1)
+            for k in range(first, last + 1):
+                lo = max(int(bounds[k]), pos) - pos
+                hi = (end if k == points - 1 else min(int(bounds[k + 1]), end)) - pos
+                if hi > lo:
+                    peaks[k] = max(peaks[k], float(mag[lo:hi].max()))
+            pos = end
+    top = float(peaks.max())
+    if top <= 0:
+        return WaveformOut(peaks=[0.0] * points)
+    return WaveformOut(peaks=[round(float(p) / top, 2) for p in peaks])

@@ -1,0 +1,122 @@
+"""Stage code versions and input hashes: the keys that decide whether a checkpoint can be reused.
+
+A stage's code version hashes the AST (docstrings dropped, so comments and docs don't count)
+of its function plus every project function, class and constant it reaches, plus the
+declared `data_version`; editing a helper two calls deep still changes the version.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+import textwrap
+import types
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from reflector_cli.dag import STAGES, Stage
+
+PROJECT = "reflector_cli"
+
+
+def canonical_json(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def input_hash(inp: BaseModel) -> str:
+    return sha256_text(canonical_json(inp))[:32]
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    return tree
+
+
+def _is_project(obj: Any) -> bool:
+    mod = getattr(obj, "__module__", None) or ""
+    return mod == PROJECT or mod.startswith(PROJECT + ".")
+
+
+def _source_digest(obj: Any) -> str:
+    try:
+        src = textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):
+        return repr(obj)
+    return ast.dump(_strip_docstrings(ast.parse(src)), annotate_fields=False)
+
+
+_CONSTANT_TYPES = (int, float, str, bool, tuple, frozenset)
+
+
+def _referenced(obj: Any, seen: dict[str, str]) -> list[Any]:
+    """Project objects named inside `obj`'s source; module constants are recorded in `seen`."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    except (OSError, TypeError):
+        return []
+    module = inspect.getmodule(obj)
+    if module is None:
+        return []
+    scope = vars(module)
+    found: list[Any] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in scope:
+            value = scope[node.id]
+            if isinstance(value, _CONSTANT_TYPES) and node.id.isupper():
+                seen[f"{module.__name__}.{node.id}"] = repr(value)
+            found.append(value)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            base = scope.get(node.value.id)
+            if isinstance(base, types.ModuleType) and base.__name__.startswith(PROJECT):
+                value = getattr(base, node.attr, None)
+                if isinstance(value, _CONSTANT_TYPES) and node.attr.isupper():
+                    seen[f"{base.__name__}.{node.attr}"] = repr(value)
+                found.append(value)
+    return [o for o in found if o is not None]
+
+
+def _closure(root: Any) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, (types.FunctionType, type)) and _is_project(obj):
+            name = f"{obj.__module__}.{obj.__qualname__}"
+            if name in seen:
+                continue
+            seen[name] = _source_digest(obj)
+            stack.extend(_referenced(obj, seen))
+    return seen
+
+
+@cache
+def code_version(stage_name: str) -> str:
+    from reflector_cli.dag import stage as get_stage
+
+    s: Stage = get_stage(stage_name)
+    parts = _closure(s.fn())
+    blob = json.dumps({"parts": parts, "data_version": s.data_version}, sort_keys=True)
+    return sha256_text(blob)[:16]
+
+
+def all_code_versions() -> dict[str, str]:
+    return {s.name: code_version(s.name) for s in STAGES}
