@@ -115,7 +115,12 @@ def _process_locked(
         store.set_status(pipe.transcript_id, "processing")
     sink("STATUS", {"value": "processing"})
     log = RunLog(store, settings, pipe, run_id, sink, reuse=not force)
-    outcome = make_provider(provider, settings, log, set()).run()
+    try:
+        outcome = make_provider(provider, settings, log, set()).run()
+    except BaseException as exc:
+        # Not a stage failure (those are outcomes): record it so the run isn't left "running".
+        store.finish_run(run_id, "error", None, f"{type(exc).__name__}: {exc}")
+        raise
     if outcome.status == "ended":
         store.finish_run(run_id, "ended")
         return ProcessResult(result_view(store, pipe.transcript_id), run_id, False)

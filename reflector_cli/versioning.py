@@ -67,6 +67,13 @@ def _source_digest(obj: Any) -> str:
 _CONSTANT_TYPES = (int, float, str, bool, tuple, frozenset)
 
 
+def _const_repr(value: object) -> str:
+    """repr with sets sorted, so hash randomisation can't change a version."""
+    if isinstance(value, frozenset):
+        return repr(sorted(repr(v) for v in value))
+    return repr(value)
+
+
 def _referenced(obj: Any, seen: dict[str, str]) -> list[Any]:
     """Project objects named inside `obj`'s source; module constants are recorded in `seen`."""
     try:
@@ -82,14 +89,14 @@ def _referenced(obj: Any, seen: dict[str, str]) -> list[Any]:
         if isinstance(node, ast.Name) and node.id in scope:
             value = scope[node.id]
             if isinstance(value, _CONSTANT_TYPES) and node.id.isupper():
-                seen[f"{module.__name__}.{node.id}"] = repr(value)
+                seen[f"{module.__name__}.{node.id}"] = _const_repr(value)
             found.append(value)
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             base = scope.get(node.value.id)
             if isinstance(base, types.ModuleType) and base.__name__.startswith(PROJECT):
                 value = getattr(base, node.attr, None)
                 if isinstance(value, _CONSTANT_TYPES) and node.attr.isupper():
-                    seen[f"{base.__name__}.{node.attr}"] = repr(value)
+                    seen[f"{base.__name__}.{node.attr}"] = _const_repr(value)
                 found.append(value)
     return [o for o in found if o is not None]
 

@@ -1,10 +1,13 @@
 """Shared test helpers: synthesise real audio (and video-only) files with PyAV, and a stage context.
 
 Files are encoded for real, so tests exercise the same decoders the pipeline uses on user input.
+Helpers are handed out as fixtures (`make_track`, `make_video_only`, `read_audio`) because
+`from conftest import ...` is ambiguous when several test folders have a conftest.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,7 +38,7 @@ def tone(seconds: float, freq: float, sample_rate: int, amplitude: float = 0.5) 
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def make_track(
+def write_track(
     path: Path,
     seconds: float,
     freq: float = 440.0,
@@ -78,7 +81,7 @@ def make_track(
     return path
 
 
-def make_video_only(path: Path, frames: int = 10) -> Path:
+def write_video_only(path: Path, frames: int = 10) -> Path:
     """An MP4 with a single video stream and no audio."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("mpeg4", rate=10)
@@ -91,7 +94,7 @@ def make_video_only(path: Path, frames: int = 10) -> Path:
     return path
 
 
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
+def decode_mono(path: Path) -> tuple[np.ndarray, int]:
     """Decode a whole (small) file to mono float32 with PyAV, for assertions."""
     with av.open(str(path)) as c:
         stream = c.streams.audio[0]
@@ -107,3 +110,18 @@ def ctx(tmp_path: Path) -> StageContext:
     data = tmp_path / "data"
     data.mkdir()
     return StageContext(storage=LocalStorage(data), settings=load_settings(data_dir=data))
+
+
+@pytest.fixture
+def make_track() -> Callable[..., Path]:
+    return write_track
+
+
+@pytest.fixture
+def make_video_only() -> Callable[..., Path]:
+    return write_video_only
+
+
+@pytest.fixture
+def read_audio() -> Callable[[Path], tuple[np.ndarray, int]]:
+    return decode_mono

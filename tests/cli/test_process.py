@@ -1,0 +1,177 @@
+"""`reflector process` on the bundled fixture with the real model: contracts, accuracy, reuse."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+from reflector_cli.dag import STAGE_NAMES
+from tests.cli.conftest import FIXTURE, TRUTH, cli, cli_json
+
+PROCESS_KEYS = {
+    "transcript_id",
+    "run_id",
+    "status",
+    "duration_s",
+    "title",
+    "short_summary",
+    "long_summary",
+    "participants",
+    "topics",
+    "word_count",
+}
+GENERIC = {"meeting", "team meeting", "discussion", "untitled", "call"}
+
+
+def _norm(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+
+def wer(ref: list[str], hyp: list[str]) -> float:
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)] / max(1, len(ref))
+
+
+def test_process_json_contract(processed: tuple[Path, dict[str, Any]]) -> None:
+    _, doc = processed
+    assert set(doc) == PROCESS_KEYS
+    assert doc["status"] == "ended"
+    assert doc["run_id"].startswith("r-")
+    manifest = json.loads((FIXTURE / "recording.json").read_text())
+    names = [p["name"] for p in manifest["participants"]]
+    assert [p["name"] for p in doc["participants"]] == names
+    assert [p["speaker"] for p in doc["participants"]] == list(range(len(names)))
+    assert doc["word_count"] > 50
+    assert doc["topics"] and all(
+        set(t) == {"title", "summary", "start", "duration"} for t in doc["topics"]
+    )
+    title = doc["title"]
+    assert title and len(title.split()) <= 10 and title.lower() not in GENERIC
+    assert doc["long_summary"].startswith("# Quick recap") and "# Summary" in doc["long_summary"]
+    assert "Speaker 1" not in doc["short_summary"]
+    truth_end = max(u["end"] for u in json.loads(TRUTH.read_text())["utterances"])
+    assert truth_end <= doc["duration_s"] <= truth_end + 5
+
+
+def test_words_land_at_the_right_time_and_speaker(processed: tuple[Path, dict[str, Any]]) -> None:
+    data, doc = processed
+    words = cli_json("export", doc["transcript_id"], "--format", "json", data_dir=data)["words"]
+    utterances = json.loads(TRUTH.read_text())["utterances"]
+    # Speaker attribution: a word inside a true utterance must carry that utterance's speaker.
+    inside = [
+        (w, u)
+        for w in words
+        for u in utterances
+        if u["start"] - 0.3 <= (w["start"] + w["end"]) / 2 <= u["end"] + 0.3
+    ]
+    right = sum(w["speaker"] == u["speaker"] for w, u in inside)
+    assert len(inside) >= 0.9 * len(words)
+    assert right / len(inside) >= 0.98
+    # Timing: first recognised word of each utterance vs the utterance's true start.
+    errors = []
+    for u in utterances:
+        mine = [w for w in inside if w[1] is u]
+        if mine:
+            errors.append(abs(min(w["start"] for w, _ in mine) - u["start"]))
+    assert len(errors) >= 0.9 * len(utterances)
+    assert statistics.median(errors) <= 0.4
+    # Per-speaker WER against the script.
+    for speaker in {u["speaker"] for u in utterances}:
+        ref = _norm(" ".join(u["text"] for u in utterances if u["speaker"] == speaker))
+        hyp = _norm(" ".join(w["text"] for w in words if w["speaker"] == speaker))
+        assert wer(ref, hyp) <= 0.30, f"speaker {speaker}"
+
+
+def test_second_process_returns_stored_result_without_a_new_run(
+    processed: tuple[Path, dict[str, Any]],
+) -> None:
+    data, doc = processed
+    runs_before = cli_json("runs", data_dir=data)
+    again = cli_json("process", str(FIXTURE), data_dir=data)
+    assert again == doc
+    assert cli_json("runs", data_dir=data) == runs_before
+
+
+def test_runs_show_lists_every_stage_and_track(processed: tuple[Path, dict[str, Any]]) -> None:
+    data, doc = processed
+    run = cli_json("runs", "show", doc["run_id"], data_dir=data)
+    assert set(run) == {"run_id", "status", "provider", "stages"}
+    assert run["status"] == "ended" and run["provider"] == "local"
+    assert {s["stage"] for s in run["stages"]} == set(STAGE_NAMES)
+    n_tracks = len(doc["participants"])
+    for name in ("pad_track", "transcribe_track"):
+        assert sorted(s["track"] for s in run["stages"] if s["stage"] == name) == list(
+            range(n_tracks)
+        )
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+    for s in run["stages"]:
+        assert set(s) == {
+            "stage",
+            "track",
+            "status",
+            "attempts",
+            "started_at",
+            "ended_at",
+            "reused",
+        }
+        assert s["status"] == "done" and s["attempts"] == 1 and s["reused"] is False
+        assert iso.match(s["started_at"]) and iso.match(s["ended_at"])
+        if s["stage"] not in ("pad_track", "transcribe_track"):
+            assert s["track"] is None
+
+
+def test_every_export_format_uses_speaker_names(processed: tuple[Path, dict[str, Any]]) -> None:
+    data, doc = processed
+    names = [p["name"] for p in doc["participants"]]
+    for fmt in ("txt", "srt", "vtt", "md"):
+        text = cli("export", doc["transcript_id"], "--format", fmt, data_dir=data).stdout
+        for name in names:
+            assert name in text, (fmt, name)
+    vtt = cli("export", doc["transcript_id"], "--format", "vtt", data_dir=data).stdout
+    assert vtt.startswith("WEBVTT")
+    exported = cli_json("export", doc["transcript_id"], "--format", "json", data_dir=data)
+    assert {k: exported[k] for k in PROCESS_KEYS} == doc
+    assert len(exported["words"]) == doc["word_count"]
+    assert set(exported["words"][0]) == {"speaker", "start", "end", "text"}
+
+
+def test_show_finds_transcript_by_recording_and_run(processed: tuple[Path, dict[str, Any]]) -> None:
+    data, doc = processed
+    by_run = cli_json("show", doc["run_id"], data_dir=data)
+    assert by_run["transcript_id"] == doc["transcript_id"]
+    by_rec = cli_json("show", by_run["recording_id"], data_dir=data)
+    assert by_rec["title"] == doc["title"] and by_rec["audio_deleted"] is False
+
+
+def test_force_recomputes_every_stage_with_the_same_result(
+    processed: tuple[Path, dict[str, Any]],
+) -> None:
+    data, doc = processed
+    forced = cli_json("process", str(FIXTURE), "--force", data_dir=data)
+    assert forced["run_id"] != doc["run_id"]
+    assert {k: v for k, v in forced.items() if k != "run_id"} == {
+        k: v for k, v in doc.items() if k != "run_id"
+    }
+    run = cli_json("runs", "show", forced["run_id"], data_dir=data)
+    assert not any(s["reused"] for s in run["stages"])
+
+
+def test_doctor_reports_ok(tmp_path: Path) -> None:
+    report = cli_json("doctor", data_dir=tmp_path)
+    assert report["ok"] is True
+    assert {c["name"] for c in report["checks"]} >= {"whisper model", "audio codecs", "database"}
+
+
+def test_version_and_usage_errors(tmp_path: Path) -> None:
+    assert cli("--version", data_dir=tmp_path).stdout.startswith("reflector ")
+    res = cli("process", data_dir=tmp_path, check=False)
+    assert res.returncode == 2
+    res = cli("export", "x", "--format", "pdf", data_dir=tmp_path, check=False)
+    assert res.returncode == 2
