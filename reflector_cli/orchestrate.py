@@ -78,13 +78,16 @@ def process_recording(
     force: bool = False,
     deliver: bool = True,
     observer: Observer | None = None,
+    role: str = "primary",
 ) -> ProcessResult:
+    """Process `source`; a non-primary `role` (e.g. "shadow" for comparisons) records its run
+    and stage rows but leaves the stored transcript and its status alone."""
     pipe = prepare_input(source, settings).model_copy(update={"deliver": deliver})
     store = Store(settings.db_path)
     try:
         with recording_lock(settings, pipe.recording_id):
             return _process_locked(
-                pipe, settings, store, provider or settings.provider, force, observer
+                pipe, settings, store, provider or settings.provider, force, observer, role
             )
     finally:
         store.close()
@@ -97,7 +100,9 @@ def _process_locked(
     provider: str,
     force: bool,
     observer: Observer | None,
+    role: str = "primary",
 ) -> ProcessResult:
+    primary = role == "primary"
     store.ensure_recording(pipe)
     before = store.transcript(pipe.transcript_id)
     was_ended = bool(before and before["status"] == "ended")
@@ -109,12 +114,13 @@ def _process_locked(
         (pipe.recording_id,),
     )
     run_id = new_run_id()
-    store.create_run(run_id, pipe, provider, force=force)
+    store.create_run(run_id, pipe, provider, role=role, force=force)
     sink = EventSink(store, pipe.transcript_id, run_id, observer)
-    if not was_ended:
+    if not was_ended and primary:
         store.set_status(pipe.transcript_id, "processing")
     sink("STATUS", {"value": "processing"})
-    log = RunLog(store, settings, pipe, run_id, sink, reuse=not force)
+    # Hooks commit the transcript: only the primary run may do that.
+    log = RunLog(store, settings, pipe, run_id, sink, reuse=not force, hooks=primary)
     try:
         outcome = make_provider(provider, settings, log, set()).run()
     except BaseException as exc:
@@ -125,7 +131,7 @@ def _process_locked(
         store.finish_run(run_id, "ended")
         return ProcessResult(result_view(store, pipe.transcript_id), run_id, False)
     store.finish_run(run_id, "error", outcome.error_stage, outcome.error)
-    if not was_ended:
+    if not was_ended and primary:
         store.set_status(pipe.transcript_id, "error", outcome.error_stage, outcome.error)
     sink("STATUS", {"value": "error", "stage": outcome.error_stage, "message": outcome.error})
     view = result_view(store, pipe.transcript_id)

@@ -63,6 +63,8 @@ class RunLog:
         self.run_id = run_id
         self.sink = sink
         self.reuse = reuse
+        # Replay --from: outputs of the replayed run taken as-is for stages before the cut.
+        self.pinned: dict[tuple[str, int | None], dict[str, Any]] = {}
         self.hooks = hooks
         self.storage: Storage = open_storage(settings.storage_url, settings.data_dir)
         self._t0: dict[tuple[str, int | None], float] = {}
@@ -77,14 +79,18 @@ class RunLog:
 
     def try_reuse(self, name: str, track: int | None, inp: BaseModel) -> BaseModel | None:
         """A finished checkpoint with the same input and code whose artifacts still exist."""
-        if not self.reuse:
-            return None
         ih, cv = input_hash(inp), code_version(name)
-        row = self.store.reusable(self.pipe.recording_id, name, track, ih, cv)
+        pinned = self.pinned.get((name, track))
+        if pinned is not None:
+            row = pinned
+        elif not self.reuse:
+            return None
+        else:
+            row = self.store.reusable(self.pipe.recording_id, name, track, ih, cv)
         if row is None or row["output"] is None:
             return None
         data = _loads(row["output"])
-        if not all(self.storage.exists(k) for k in artifact_keys(data)):
+        if pinned is None and not all(self.storage.exists(k) for k in artifact_keys(data)):
             return None
         out = dag.stage(name).output_model.model_validate(data)
         self.store.stage_finished(

@@ -60,12 +60,12 @@ PEOPLE: tuple[Person, ...] = (
     Person("Carol", "en-us+f2", 170, 50, 15.0, "carol.ogg"),
 )
 # Extra voices for benchmark meetings with more than three speakers.
-EXTRA_VOICES: tuple[tuple[str, int], ...] = (
-    ("en-gb+m1", 45),
-    ("en-us+m3", 35),
-    ("en-gb+f3", 60),
-    ("en-us+m2", 40),
-    ("en-gb+f1", 55),
+EXTRA_VOICES: tuple[tuple[str, int, int], ...] = (
+    ("en-gb+m1", 170, 45),
+    ("en-us+m1", 170, 35),
+    ("en-gb+f2", 170, 60),
+    ("en-us+m2", 170, 40),
+    ("en-gb+f1", 170, 55),
 )
 
 # (speaker index, text): a team planning a release.
@@ -151,19 +151,20 @@ def default_speakers() -> list[Speaker]:
     ]
 
 
-def bench_speakers(count: int) -> list[Speaker]:
+def bench_speakers(count: int, minutes: float) -> list[Speaker]:
     """`count` speakers: the three fixture voices first, then extra voices, cycled."""
-    voices = [(p.voice, p.pitch) for p in PEOPLE] + list(EXTRA_VOICES)
+    voices = [(p.voice, p.speed, p.pitch) for p in PEOPLE] + list(EXTRA_VOICES)
     out = []
     for i in range(count):
-        voice, pitch = voices[i % len(voices)]
+        voice, speed, pitch = voices[i % len(voices)]
         name = PEOPLE[i].name if i < len(PEOPLE) else f"Speaker {i + 1}"
         # Staggered joins like the fixture, bounded so late speakers still talk a lot.
-        join = PEOPLE[i].join_s if i < len(PEOPLE) else min(15.0 + 10.0 * (i - 2), 120.0)
+        join = PEOPLE[i].join_s if i < len(PEOPLE) else 15.0 + 10.0 * (i - 2)
+        join = min(join, 120.0, minutes * 60 / 4)
         ext = ("webm", "ogg", "mp3")[i % 3]
         out.append(
             Speaker(
-                i, name, voice, 150, pitch, join, f"speaker{i + 1}.{ext}", _participant_id(name)
+                i, name, voice, speed, pitch, join, f"speaker{i + 1}.{ext}", _participant_id(name)
             )
         )
     return out
@@ -200,7 +201,7 @@ def bench_lines(speakers: int) -> Iterator[tuple[int, str]]:
     n = 0
     while True:
         for orig, text in SCRIPT:
-            yield ((orig + n // len(SCRIPT)) % speakers if speakers > 3 else orig), text
+            yield (orig + n // len(SCRIPT)) % speakers, text
             n += 1
 
 
@@ -304,7 +305,7 @@ def generate(
         people = default_speakers()
         utts, end = plan(people, iter(SCRIPT), None)
     else:
-        people = bench_speakers(speakers)
+        people = bench_speakers(speakers, minutes)
         utts, end = plan(people, bench_lines(speakers), minutes * 60)
     folder = out_dir / "meeting"
     if folder.exists():

@@ -36,6 +36,7 @@ RUN_KEY = "reflector_run"  # additional-metadata key tying every task of a run t
 # Time a task may wait for a free worker: long, so a restarted worker still picks it up.
 SCHEDULE_TIMEOUT = timedelta(hours=12)
 POLL_S = 0.5
+PROGRESS_EVERY_S = 0.5
 
 log = logging.getLogger("reflector.hatchet")
 
@@ -97,7 +98,15 @@ def _extend(ctx: Context, registered: timedelta, wanted: timedelta) -> None:
 
 
 def _emitter(ctx: Context, name: str, track: int | None) -> Callable[[str, dict[str, Any]], None]:
+    last = [0.0]
+
     def emit(event_type: str, data: dict[str, Any]) -> None:
+        # Each push is a blocking RPC in the stage's thread: progress is thinned to 2 per second.
+        if event_type == "PROGRESS":
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_EVERY_S:
+                return
+            last[0] = now
         line = {"stage": name, "track": track, "type": event_type, "data": data}
         ctx.put_stream(json.dumps(line, default=str))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.cli.conftest import FIXTURE, REFLECTOR, ROOT, cli_json
 
 
@@ -32,19 +33,29 @@ def _done_count(db: Path, stage: str) -> int:
 
 def _kill_after(data: Path, stage: str) -> None:
     env = {**os.environ, "REFLECTOR_DATA_DIR": str(data)}
+    log = open(data.parent / "killed-run.stderr", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [*REFLECTOR, "process", str(FIXTURE), "--json"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [*REFLECTOR, "process", str(FIXTURE), "--json"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 300
     try:
         while _done_count(data / "reflector.sqlite3", stage) < 1:
-            assert proc.poll() is None, "process ended before the kill point"
+            if proc.poll() is not None:
+                raise AssertionError(
+                    "process ended before the kill point: "
+                    + (data.parent / "killed-run.stderr").read_text()[-2000:]
+                )
             assert time.monotonic() < deadline, f"{stage} never finished"
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its pool workers, no cleanup
         proc.wait()
+        log.close()
 
 
 @pytest.mark.parametrize("kill_after", ["transcribe_track", "generate_title"])
@@ -82,8 +93,11 @@ def test_consent_denied_deletes_our_audio_but_keeps_the_transcript(
     shown = cli_json("show", doc["transcript_id"], data_dir=data)
     assert shown["audio_deleted"] is True
     rec_dir = data / shown["recording_id"]
-    audio = [p for p in rec_dir.rglob("*") if p.suffix in {".flac", ".mp3", ".webm", ".ogg",
-                                                            ".wav", ".m4a"}]
+    audio = [
+        p
+        for p in rec_dir.rglob("*")
+        if p.suffix in {".flac", ".mp3", ".webm", ".ogg", ".wav", ".m4a"}
+    ]
     assert audio == []
     assert (rec_dir / "transcript.json").exists()
     assert sorted(p.name for p in meeting_copy.iterdir()) == originals

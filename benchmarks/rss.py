@@ -1,0 +1,38 @@
+"""Peak resident memory of a whole process tree, sampled from /proc (Linux, no dependencies)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return kids
+
+
+def tree_rss(pid: int) -> int:
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+        stack += _children(p)
+    return total
+
+
+def peak_tree_rss(pid: int, peak: list[int], interval: float = 0.05) -> None:
+    """Update peak[0] until `pid` is gone."""
+    while Path(f"/proc/{pid}").exists():
+        peak[0] = max(peak[0], tree_rss(pid))
+        time.sleep(interval)
