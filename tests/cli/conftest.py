@@ -21,8 +21,9 @@ REFLECTOR = [sys.executable, "-m", "reflector_cli.cli"]
 def cli(*args: str, data_dir: Path, check: bool = True, **kw: Any) -> subprocess.CompletedProcess:
     env = {**os.environ, "REFLECTOR_DATA_DIR": str(data_dir), "REFLECTOR_RETRY_BACKOFF": "0"}
     env.update(kw.pop("env", {}))
+    kw.setdefault("cwd", ROOT)  # `python -m` puts the working directory first on sys.path
     res = subprocess.run(
-        [*REFLECTOR, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, **kw
+        [*REFLECTOR, *args], capture_output=True, text=True, env=env, timeout=600, **kw
     )
     if check and res.returncode != 0:
         raise AssertionError(f"reflector {' '.join(args)} -> {res.returncode}\n{res.stderr}")
