@@ -20,6 +20,7 @@ STATE_STYLE = {
     "reused": "[green]reused[/]",
     "retrying": "[yellow]retrying[/]",
     "failed": "[red]failed[/]",
+    "skipped": "[dim]skipped[/]",
 }
 
 
@@ -49,7 +50,7 @@ class LiveDisplay:
     def _row(self, stage: str, track: int | None) -> TaskID:
         key = (stage, track)
         if key not in self.rows:
-            label = stage if track is None else f"{stage} [track {track}]"
+            label = stage if track is None else f"{stage} · track {track}"
             self.rows[key] = self.progress.add_task(label, total=None, state="queued")
         return self.rows[key]
 
@@ -60,7 +61,7 @@ class LiveDisplay:
             label = STATE_STYLE.get(state, state)
             if data.get("attempt", 0) > 1 and state in {"started", "retrying"}:
                 label += f" (attempt {data['attempt']})"
-            if state in {"done", "reused", "failed"}:
+            if state in {"done", "reused", "failed", "skipped"}:
                 self.progress.update(row, total=1, completed=1, state=label)
                 self.progress.stop_task(row)
             else:

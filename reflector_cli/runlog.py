@@ -126,7 +126,8 @@ class RunLog:
         self.store.stage_finished(
             self.run_id, name, track, "done", output=text, output_hash=sha256_text(text)[:32]
         )
-        self._stage_event(name, track, "done", self._attempts(name, track))
+        state = "skipped" if getattr(model, "status", None) == "skipped" else "done"
+        self._stage_event(name, track, state, self._attempts(name, track))
         self._after(name, model)
         return model
 

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from hatchet_sdk import Context, Hatchet
+from hatchet_sdk.runnables.workflow import Workflow
 from pydantic import BaseModel
 
 WORKFLOW_NAME = "reflector-smoke"
@@ -46,7 +47,7 @@ def _record(path: str, task: str, event: str, attempt: int) -> None:
         fh.write("\n")
 
 
-def build_workflow(hatchet: Hatchet):  # noqa: ANN201 - the SDK's Workflow type is generic
+def build_workflow(hatchet: Hatchet) -> Workflow[SmokeInput]:
     """Declare the two-task DAG; the child has one retry and fails its first attempt."""
     wf = hatchet.workflow(name=WORKFLOW_NAME, input_validator=SmokeInput)
 

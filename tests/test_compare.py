@@ -50,7 +50,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         timeout=120,
     )
     source = base / "fx" / "meeting"
-    settings = load_settings(data_dir=base / "data", workers=2, retry_backoff_s=0.0)
+    settings = load_settings(data_dir=base / "data", workers=1, retry_backoff_s=0.0)
     a = process_recording(str(source), settings, provider="local", force=True, deliver=False)
     b = process_recording(
         str(source), settings, provider="local", force=True, deliver=False, role="shadow"

@@ -25,6 +25,7 @@ import redis
 from celery import Celery, Task
 from celery.result import AsyncResult
 from celery.signals import worker_process_init
+from kombu.utils.url import maybe_sanitize_url
 
 from reflector_cli import dag
 from reflector_cli import models as m
@@ -39,6 +40,7 @@ TASK_PREFIX = "reflector."
 EVENTS_TTL_S = 24 * 3600
 # Grace between the soft limit (the stage sees an exception, may be retried) and the kill.
 HARD_LIMIT_GRACE_S = 30.0
+PING_TIMEOUT_S = 2.0
 POLL_S = 0.5  # only a backstop: workers push a wake-up when a result is stored
 
 log = logging.getLogger("reflector.celery")
@@ -213,7 +215,9 @@ class CeleryProvider(LocalProvider):
 
     def __init__(self, settings: Settings, log: RunLog, *, rerun: Iterable[str] = ()) -> None:
         super().__init__(settings, log, rerun=rerun)
-        configure(app)
+        # A fresh client app per run: it reads the broker from the environment now, and
+        # sends tasks by name, so the submitter never needs the workers' task objects.
+        self._app = configure(Celery("reflector-submit"))
         self._inputs: dict[Node, Any] = {}
         self._final_errors: dict[Node, str] = {}
         self._client = redis.Redis.from_url(broker_url())
@@ -237,7 +241,8 @@ class CeleryProvider(LocalProvider):
         self._inputs[node] = inp
         self.log.started(name, track, inp)
         soft, hard = self._limits(st, s)
-        res = TASKS[name].apply_async(
+        res = self._app.send_task(
+            TASK_PREFIX + name,
             args=(inp.model_dump(mode="json"),),
             kwargs={"run_id": self.log.run_id, "track": track},
             soft_time_limit=soft,
@@ -300,9 +305,24 @@ class CeleryProvider(LocalProvider):
                 if node[0] == "get_recording" and node in st.done:
                     break  # track count just became known: recompute the graph
 
+    def _check_workers(self) -> None:
+        """Fail fast with a clear line instead of queueing stages nobody will ever take."""
+        where = maybe_sanitize_url(broker_url())
+        try:
+            self._client.ping()
+            replies = self._app.control.ping(timeout=PING_TIMEOUT_S)
+        except (redis.RedisError, OSError) as exc:
+            raise UserError(f"celery broker {where}: unreachable ({exc})") from None
+        if not replies:
+            raise UserError(
+                f"celery broker {where}: no worker answered; start one with `reflector worker"
+                " celery` (same CELERY_BROKER_URL and REFLECTOR_DATA_DIR)"
+            )
+
     def run(self) -> RunOutcome:
         st = _State()
         try:
+            self._check_workers()
             while True:
                 if st.fatal is None:
                     self._dispatch_ready(st)
@@ -318,9 +338,13 @@ class CeleryProvider(LocalProvider):
         return RunOutcome("ended", outputs=st.outputs)
 
     def close(self) -> None:
-        self._drain_events()
-        self._client.delete(self._key)
+        try:
+            self._drain_events()
+            self._client.delete(self._key)
+        except redis.RedisError:
+            pass  # the broker is gone: nothing left to drain or clean up
         self._client.close()
+        self._app.close()
 
 
 def _result_error(res: AsyncResult) -> str:

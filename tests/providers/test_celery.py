@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from reflector_cli.compare import ComparisonReport, render_table, run_compare
 from reflector_cli.config import Settings, load_settings
+from reflector_cli.errors import UserError
 from reflector_cli.pipeline import EventSink, new_run_id, prepare_input
 from reflector_cli.providers.celery_app import CeleryProvider
 from reflector_cli.runlog import RunLog
@@ -204,3 +206,44 @@ def test_bad_input_fails_once_without_retry(
         ]
     finally:
         store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _provider_run(env: Env, tmp_path: Path, make_track: Callable[..., Path]) -> Any:
+    folder = tmp_path / "tone"
+    folder.mkdir()
+    make_track(folder / "alice.wav", 1.0)
+    pipe = prepare_input(str(folder), env.settings)
+    store = _store(env)
+    try:
+        store.ensure_recording(pipe)
+        run_id = new_run_id()
+        store.create_run(run_id, pipe, "celery")
+        log = RunLog(
+            store, env.settings, pipe, run_id, EventSink(store, pipe.transcript_id, run_id)
+        )
+        return CeleryProvider(env.settings, log).run()
+    finally:
+        store.close()
+
+
+def test_no_worker_on_the_broker_is_a_clear_error(
+    broker_env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_track: Callable
+) -> None:
+    # Another database on the same server: reachable, but no worker consumes there.
+    monkeypatch.setenv("CELERY_BROKER_URL", broker_env.urls["CELERY_BROKER_URL"][:-1] + "7")
+    with pytest.raises(UserError, match=r"no worker answered; start one with"):
+        _provider_run(broker_env, tmp_path, make_track)
+
+
+def test_unreachable_broker_is_a_clear_error(
+    broker_env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_track: Callable
+) -> None:
+    monkeypatch.setenv("CELERY_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(UserError, match=r"celery broker redis://127\.0\.0\.1:\d+/0: unreachable"):
+        _provider_run(broker_env, tmp_path, make_track)
