@@ -106,7 +106,10 @@ def _process_locked(
     store.ensure_recording(pipe)
     before = store.transcript(pipe.transcript_id)
     was_ended = bool(before and before["status"] == "ended")
-    if was_ended and not force:
+    latest = store.runs(1, pipe.recording_id)
+    # Ended means the last run got through consent cleanup and delivery too, not just finalize.
+    finished = was_ended and bool(latest) and latest[0]["status"] == "ended"
+    if finished and not force:
         return ProcessResult(result_view(store, pipe.transcript_id), before["run_id"], True)
     # We hold the lock, so any run of this recording still marked running was killed.
     store.conn.execute(

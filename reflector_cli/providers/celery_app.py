@@ -310,7 +310,7 @@ class CeleryProvider(LocalProvider):
         where = maybe_sanitize_url(broker_url())
         try:
             self._client.ping()
-            replies = self._app.control.ping(timeout=PING_TIMEOUT_S)
+            replies = self._app.control.ping(timeout=PING_TIMEOUT_S, limit=1)
         except (redis.RedisError, OSError) as exc:
             raise UserError(f"celery broker {where}: unreachable ({exc})") from None
         if not replies:

@@ -58,7 +58,7 @@ def _kill_after(data: Path, stage: str) -> None:
         log.close()
 
 
-@pytest.mark.parametrize("kill_after", ["transcribe_track", "generate_title"])
+@pytest.mark.parametrize("kill_after", ["transcribe_track", "generate_title", "finalize"])
 def test_kill_then_rerun_resumes_and_matches_uninterrupted_run(
     tmp_path: Path, processed: tuple[Path, dict[str, Any]], kill_after: str
 ) -> None:

@@ -59,7 +59,7 @@ def celery_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                 mp.setenv(k, v)
             worker.wait_ready()
             settings = load_settings(
-                data_dir=data, test_fail=FAULTS, retry_backoff_s=0.0, workers=2, provider="local"
+                data_dir=data, test_fail=FAULTS, retry_backoff_s=0.0, workers=1, provider="local"
             )
             meeting = make_meeting(base / "fixture")
             report = run_compare(str(meeting), ["local", "celery"], settings, reuse=False)
