@@ -24,6 +24,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.accuracy import accuracy  # noqa: E402
 from benchmarks.rss import peak_tree_rss  # noqa: E402
 from reflector_cli.config import load_settings  # noqa: E402
 from reflector_cli.sources.folder import scan_folder  # noqa: E402
@@ -166,6 +167,43 @@ def main() -> None:
     st.add_row("audio stages per audio-minute", f"{audio / minutes:.3f}")
     st.add_row("audio stages speed", f"{minutes * 60 / audio:.0f}× real time")
     console.print(st)
+
+    truth = args.fixture.parent / f"{args.fixture.name}.truth.json"
+    if truth.exists():
+        export = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "reflector_cli.cli",
+                "export",
+                doc["transcript_id"],
+                "--json",
+                "--data-dir",
+                str(work / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        acc = accuracy(
+            json.loads(export.stdout)["words"], json.loads(truth.read_text())["utterances"]
+        )
+        at = Table(title="accuracy vs the fixture's script")
+        at.add_column("measure")
+        at.add_column("value", justify="right")
+        at.add_column("bar", justify="right")
+        at.add_row(
+            "words carrying their track's speaker", f"{acc['speaker_accuracy']:.1%}", "≥ 98%"
+        )
+        at.add_row(
+            "median |first word − utterance start|",
+            f"{acc['median_onset_error_s']:.3f} s",
+            "≤ 0.4 s",
+        )
+        for spk, w in acc["wer_by_speaker"].items():
+            at.add_row(f"WER speaker {spk}", f"{w:.3f}", "≤ 0.30")
+        console.print(at)
 
     if not args.skip_long:
         rep = long_meeting(args.long_minutes, args.long_speakers, work)

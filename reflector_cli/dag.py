@@ -38,6 +38,9 @@ class Stage:
     # Bump when behaviour that lives in data (prompts, thresholds) changes without code changes.
     data_version: int = 1
     priority: int = 0
+    # Scheduling hint: cheap or I/O-bound, so a local provider may run it on a thread instead
+    # of a worker process (no process hop, no model load). Heavy audio/ASR stages are not light.
+    light: bool = False
     tags: frozenset[str] = field(default_factory=frozenset)
 
     def fn(self) -> Callable[[Any, Any], BaseModel]:
@@ -86,6 +89,7 @@ STAGES: tuple[Stage, ...] = (
         lambda p, o, t: p,
         retries=3,
         timeout_base_s=600,
+        light=True,
     ),
     Stage(
         "get_participants",
@@ -95,6 +99,7 @@ STAGES: tuple[Stage, ...] = (
         ("get_recording",),
         lambda p, o, t: m.GetParticipantsIn(pipeline=p, recording=_one(o, "get_recording")),
         retries=3,
+        light=True,
     ),
     Stage(
         "pad_track",
@@ -132,6 +137,7 @@ STAGES: tuple[Stage, ...] = (
         ("transcribe_track",),
         lambda p, o, t: m.MergeIn(recording_id=_rid(p), tracks=list(o["transcribe_track"])),
         priority=2,
+        light=True,
     ),
     Stage(
         "mixdown_tracks",
@@ -167,6 +173,7 @@ STAGES: tuple[Stage, ...] = (
         ),
         timeout_base_s=600,
         priority=2,
+        light=True,
     ),
     Stage(
         "generate_title",
@@ -181,6 +188,7 @@ STAGES: tuple[Stage, ...] = (
             participants=_one(o, "get_participants"),
         ),
         timeout_base_s=300,
+        light=True,
     ),
     Stage(
         "generate_summary",
@@ -196,6 +204,7 @@ STAGES: tuple[Stage, ...] = (
             participants=_one(o, "get_participants"),
         ),
         timeout_base_s=600,
+        light=True,
     ),
     Stage(
         "finalize",
@@ -224,6 +233,7 @@ STAGES: tuple[Stage, ...] = (
             summary=_one(o, "generate_summary"),
         ),
         on_done="reflector_cli.pipeline:commit_final",
+        light=True,
     ),
     Stage(
         "cleanup_consent",
@@ -248,6 +258,7 @@ STAGES: tuple[Stage, ...] = (
         ),
         critical=False,
         on_done="reflector_cli.pipeline:commit_consent",
+        light=True,
     ),
     Stage(
         "post_zulip",
@@ -260,6 +271,7 @@ STAGES: tuple[Stage, ...] = (
         ),
         critical=False,
         tags=frozenset({"deliver"}),
+        light=True,
     ),
     Stage(
         "send_webhook",
@@ -272,6 +284,7 @@ STAGES: tuple[Stage, ...] = (
         ),
         critical=False,
         tags=frozenset({"deliver"}),
+        light=True,
     ),
 )
 

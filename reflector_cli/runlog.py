@@ -112,6 +112,9 @@ class RunLog:
         self._after(name, out)
         return out
 
+    def pinned_stages(self) -> set[str]:
+        return {name for name, _ in self.pinned}
+
     def started(self, name: str, track: int | None, inp: BaseModel) -> int:
         self._t0[(name, track)] = time.monotonic()
         attempt = self.store.stage_started(

@@ -11,7 +11,13 @@ import multiprocessing as mp
 import queue
 import time
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +38,13 @@ _events: Any = None  # the worker side of the event queue (set by the pool initi
 def _init_worker(events: Any) -> None:
     global _events
     _events = events
+
+
+def _warm(asr: m.AsrOptions) -> None:
+    """Load the whisper model in a fresh worker while the first stages run elsewhere."""
+    from reflector_cli.stages.asr import _model_ref, load_model
+
+    load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
 
 
 def _pool_task(
@@ -71,6 +84,9 @@ class LocalProvider:
         self.rerun = set(rerun)  # stages that must execute even when a checkpoint matches
         self._pool: ProcessPoolExecutor | None = None
         self._events: Any = None
+        # Light stages (declared in the DAG) run on threads here: no process hop per stage.
+        self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stage")
+        self._thread_events: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
 
     # ------------------------------------------------------------------ graph
 
@@ -127,15 +143,22 @@ class LocalProvider:
             )
         return self._pool
 
-    def _drain_events(self) -> None:
-        if self._events is None:
+    def _warm_pool(self) -> None:
+        """Start every worker and load the model now, overlapping the light first stages."""
+        if "transcribe_track" in self.log.pinned_stages():
             return
-        while True:
-            try:
-                event_type, data = self._events.get_nowait()
-            except queue.Empty:
-                return
-            self.log.sink(event_type, data)
+        pool = self._pool_for()
+        for _ in range(self.settings.workers):
+            pool.submit(_warm, self.log.pipe.asr)
+
+    def _drain_events(self) -> None:
+        for source in (self._events, self._thread_events):
+            while source is not None:
+                try:
+                    event_type, data = source.get_nowait()
+                except queue.Empty:
+                    break
+                self.log.sink(event_type, data)
 
     def _start(self, node: Node, st: _State) -> bool:
         """Reuse a checkpoint or submit the stage; False when it had to wait for a slot."""
@@ -147,12 +170,25 @@ class LocalProvider:
             if out is not None:
                 self._record(node, out, st)
                 return True
-        if len(st.inflight) >= self.settings.workers:
+        payload = inp.model_dump(mode="json")
+        if s.light:
+            attempt = self.log.started(name, track, inp)
+            fut = self._threads.submit(
+                run_stage,
+                name,
+                payload,
+                self.settings,
+                track=track,
+                attempt=attempt,
+                emit_fn=lambda t, d: self._thread_events.put((t, d)),
+            )
+            st.inflight[fut] = node
+            return True
+        heavy = sum(not dag.stage(n).light for n, _ in st.inflight.values())
+        if heavy >= self.settings.workers:
             return False
         attempt = self.log.started(name, track, inp)
-        fut = self._pool_for().submit(
-            _pool_task, name, inp.model_dump(mode="json"), self.settings, track, attempt
-        )
+        fut = self._pool_for().submit(_pool_task, name, payload, self.settings, track, attempt)
         st.inflight[fut] = node
         return True
 
@@ -200,6 +236,7 @@ class LocalProvider:
 
     def run(self) -> RunOutcome:
         st = _State()
+        self._warm_pool()
         try:
             while True:
                 if st.fatal is None:
@@ -212,7 +249,7 @@ class LocalProvider:
                                 continue
                             if not self._start(node, st):
                                 st.delayed.append((0.0, node))  # no free slot: try next tick
-                                break
+                                continue
                             progressed = True
                             if node[0] == "get_recording" and node in st.done:
                                 break  # track count just became known: recompute the graph
@@ -235,4 +272,5 @@ class LocalProvider:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._threads.shutdown(wait=True, cancel_futures=True)
         self._drain_events()
