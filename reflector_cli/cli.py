@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="List pipeline runs, or show one run's stages.")
 app.add_typer(runs_app, name="runs")
+worker_app = typer.Typer(help="Run a worker that executes stages for a durable provider.")
+app.add_typer(worker_app, name="worker")
 
 err = Console(stderr=True)
 out = Console()
@@ -92,6 +94,13 @@ def process(
         typer.Option(help="Who runs the stages [default: $DURABLE_WORKFLOW_PROVIDER or local]."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Recompute every stage.")] = False,
+    shadow: Annotated[
+        Provider | None,
+        typer.Option(
+            help="Also run on this provider as a shadow and store a comparison "
+            "[default: $DURABLE_WORKFLOW_SHADOW_MODE]. Never changes the transcript."
+        ),
+    ] = None,
     model: Annotated[
         str | None, typer.Option(help="Path to a CTranslate2 whisper model directory.")
     ] = None,
@@ -134,11 +143,20 @@ def process(
                 force=force,
                 deliver=not no_deliver,
                 observer=display,
+                shadow=shadow.value if shadow else None,
             )
         finally:
             if display:
                 display.__exit__(None, None, None)
         results.append(res.view)
+        if res.shadow:
+            sh = res.shadow
+            verdict = {True: "agrees", False: "DIFFERS", None: "failed"}[sh["agree"]]
+            err.print(
+                f"shadow {sh['provider']} run {sh['run_id']}: {verdict}"
+                + (f" ({sh['error']})" if sh.get("error") else ""),
+                markup=False,
+            )
         if not res.ok:
             failed = True
             err.print(
@@ -293,6 +311,9 @@ def export(
 def runs_list(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    comparisons: Annotated[
+        bool, typer.Option("--comparisons", help="List stored provider comparisons instead.")
+    ] = False,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -300,6 +321,9 @@ def runs_list(
     if ctx.invoked_subcommand:
         return
     store = _open_store(_settings(data_dir=data_dir))
+    if comparisons:
+        _list_comparisons(store, limit, as_json)
+        return
     rows = store.runs(limit)
     doc = [
         {
@@ -331,6 +355,33 @@ def runs_list(
             r["status"],
             r["created_at"],
             r["ended_at"] or "",
+        )
+    out.print(table)
+
+
+def _list_comparisons(store: Any, limit: int, as_json: bool) -> None:
+    rows = [
+        {
+            "id": r["id"],
+            "recording_id": r["recording_id"],
+            "created_at": r["created_at"],
+            "providers": json.loads(r["providers"]),
+            "runs": json.loads(r["runs"]),
+            "agree": bool(r["agree"]),
+        }
+        for r in store.comparisons(limit)
+    ]
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table("comparison", "recording", "providers", "agree", "created")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["recording_id"],
+            ", ".join(r["providers"]),
+            "[green]yes[/]" if r["agree"] else "[red]no[/]",
+            r["created_at"],
         )
     out.print(table)
 
@@ -382,6 +433,75 @@ def runs_show(
             "yes" if s["reused"] else "",
         )
     out.print(table)
+
+
+# --------------------------------------------------------------------------- compare / workers
+
+
+@app.command()
+def compare(
+    recording: Annotated[str, typer.Argument(help="Folder (or Daily.co recording id).")],
+    celery: Annotated[bool, typer.Option("--celery", help="Run on Celery workers.")] = False,
+    hatchet: Annotated[bool, typer.Option("--hatchet", help="Run on a Hatchet engine.")] = False,
+    local: Annotated[bool, typer.Option("--local", help="Run on the local provider.")] = False,
+    reuse: Annotated[
+        bool, typer.Option("--reuse", help="Reuse each provider's latest finished run.")
+    ] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a recording on several providers and check they agree, stage by stage.
+
+    Prints status, attempts, output hash equality and wall time per stage and provider, then
+    transcript agreement (WER, speakers) and overhead against local. Exit 0 when all outputs
+    agree, 1 when they differ (naming the first differing stage). Stored; see `runs --comparisons`.
+    """
+    from reflector_cli.compare import render_table, run_compare
+
+    providers = [p for p, on in (("local", local), ("celery", celery), ("hatchet", hatchet)) if on]
+    if len(providers) < 2:
+        raise typer.BadParameter("name at least two of --local, --celery, --hatchet")
+    report = run_compare(recording, providers, _settings(data_dir=data_dir), reuse)
+    if as_json:
+        _emit_json(report.model_dump(mode="json"))
+    else:
+        out.print(render_table(report))
+    if not report.agree:
+        if not as_json:
+            err.print(
+                Text.assemble(
+                    ("outputs differ", "bold red"), f" first at {report.first_difference}"
+                )
+            )
+            for line in report.diff:
+                err.print(f"  {line}", markup=False)
+        raise typer.Exit(1)
+
+
+@worker_app.command("celery")
+def worker_celery(
+    concurrency: Annotated[
+        int, typer.Option(help="Worker processes (one whisper model each).")
+    ] = os.cpu_count() or 1,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Consume stages from CELERY_BROKER_URL (Redis). Needs the same data dir as submitters."""
+    from reflector_cli.providers.celery_app import run_worker
+
+    run_worker(_settings(data_dir=data_dir), concurrency)
+
+
+@worker_app.command("hatchet")
+def worker_hatchet(
+    slots: Annotated[int, typer.Option(help="Tasks this worker runs at once.")] = (
+        os.cpu_count() or 1
+    ),
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Register the pipeline workflows with the Hatchet engine and run its tasks."""
+    from reflector_cli.providers.hatchet import run_worker
+
+    run_worker(_settings(data_dir=data_dir), slots)
 
 
 # --------------------------------------------------------------------------- replay

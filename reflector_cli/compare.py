@@ -19,6 +19,7 @@ from reflector_cli import dag
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
 from reflector_cli.store.repo import Store, now_iso
+from reflector_cli.textmetrics import word_error_rate
 
 MAX_DIFF = 6
 MAX_VALUE = 60
@@ -112,19 +113,6 @@ def field_diff(a: str | None, b: str | None) -> list[str]:
     return lines
 
 
-def word_error_rate(ref: list[str], hyp: list[str]) -> float:
-    """Word-level Levenshtein distance over the reference length (0 when both are empty)."""
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i]
-        for j, h in enumerate(hyp, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h)))
-        prev = cur
-    return round(prev[-1] / len(ref), 4)
-
-
 def _tokens(text: str) -> list[str]:
     return [t for t in (w.strip(".,!?;:\"'()").lower() for w in text.split()) if t]
 
@@ -176,6 +164,9 @@ def compare_runs(store: Store, run_ids: dict[str, str]) -> ComparisonReport:
         p: {(r["stage"], r["track"]): r for r in store.stage_runs(runs[p]["id"])} for p in providers
     }
     keys = sorted({k for rows in rows_by.values() for k in rows}, key=_order)
+    # A shadow never delivers: when runs differ only in that, delivery rows can't be compared.
+    delivers = {json.loads(r["input"]).get("deliver", True) for r in runs.values()}
+    skip = {s.name for s in dag.STAGES if "deliver" in s.tags} if len(delivers) > 1 else set()
     stages: list[StageRow] = []
     for key in keys:
         cells: dict[str, StageCell | None] = {}
@@ -194,6 +185,17 @@ def compare_runs(store: Store, run_ids: dict[str, str]) -> ComparisonReport:
             )
         ref_row = rows_by[reference].get(key)
         equal, diff = True, []
+        if key[0] in skip:
+            stages.append(
+                StageRow(
+                    stage=key[0],
+                    track=key[1],
+                    cells=cells,
+                    equal=True,
+                    diff=["not compared: delivery was off on one run"],
+                )
+            )
+            continue
         for p in providers:
             c, rc = cells[p], cells[reference]
             same = (
@@ -278,7 +280,7 @@ def _transcript_agreement(
         speakers[p] = list(out.get("speakers", []))
     ref = texts[reference]
     wer = {
-        p: (word_error_rate(ref, t) if ref is not None and t is not None else None)
+        p: (round(word_error_rate(ref, t), 4) if ref is not None and t is not None else None)
         for p, t in texts.items()
     }
     return TranscriptAgreement(

@@ -27,6 +27,7 @@ class ProcessResult:
     reused: bool
     error_stage: str | None = None
     error: str | None = None
+    shadow: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -79,18 +80,66 @@ def process_recording(
     deliver: bool = True,
     observer: Observer | None = None,
     role: str = "primary",
+    shadow: str | None = None,
 ) -> ProcessResult:
     """Process `source`; a non-primary `role` (e.g. "shadow" for comparisons) records its run
-    and stage rows but leaves the stored transcript and its status alone."""
+    and stage rows but leaves the stored transcript and its status alone.
+
+    `shadow` (or DURABLE_WORKFLOW_SHADOW_MODE) then runs the same recording on a second
+    provider and stores a comparison; the shadow's failure never fails this result."""
     pipe = prepare_input(source, settings).model_copy(update={"deliver": deliver})
+    primary = provider or settings.provider
     store = Store(settings.db_path)
     try:
         with recording_lock(settings, pipe.recording_id):
-            return _process_locked(
-                pipe, settings, store, provider or settings.provider, force, observer, role
-            )
+            result = _process_locked(pipe, settings, store, primary, force, observer, role)
     finally:
         store.close()
+    shadow = shadow or (shadow_provider(settings, primary) if settings.shadow_mode else None)
+    if shadow and role == "primary" and result.ok and not result.reused:
+        result.shadow = _run_shadow(source, settings, primary, result.run_id, shadow)
+    return result
+
+
+def shadow_provider(settings: Settings, primary: str) -> str:
+    """The configured shadow, else "the other engine" (hatchet <-> celery; local -> hatchet)."""
+    if settings.shadow_provider and settings.shadow_provider != primary:
+        return settings.shadow_provider
+    return {"hatchet": "celery", "celery": "hatchet"}.get(primary, "hatchet")
+
+
+def _run_shadow(
+    source: str, settings: Settings, primary: str, primary_run: str | None, shadow: str
+) -> dict[str, Any]:
+    from reflector_cli.compare import compare_runs, store_comparison
+
+    try:
+        res = process_recording(
+            source, settings, provider=shadow, force=True, deliver=False, role="shadow"
+        )
+        if primary_run is None or res.run_id is None:
+            return {"provider": shadow, "run_id": res.run_id, "agree": None, "error": res.error}
+        store = Store(settings.db_path)
+        try:
+            report = compare_runs(store, {primary: primary_run, shadow: res.run_id})
+            store_comparison(store, report)
+        finally:
+            store.close()
+        return {
+            "provider": shadow,
+            "run_id": res.run_id,
+            "agree": report.agree,
+            "comparison_id": report.id,
+            "first_difference": report.first_difference,
+            "error": res.error,
+        }
+    except Exception as exc:  # noqa: BLE001 - a shadow never fails the primary
+        return {
+            "provider": shadow,
+            "run_id": None,
+            "agree": None,
+            "error": " ".join(f"{type(exc).__name__}: {exc}".split()),
+        }
 
 
 def _process_locked(

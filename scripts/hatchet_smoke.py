@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from hatchet_sdk import Context, Hatchet
+from hatchet_sdk import Context, Hatchet, V1TaskStatus
 from hatchet_sdk.runnables.workflow import Workflow
 from pydantic import BaseModel
 
@@ -103,6 +103,15 @@ def _stamps(path: Path) -> dict[tuple[str, int, str], float]:
     return {(r["task"], r["attempt"], r["event"]): r["t"] for r in rows}
 
 
+async def _wait_rest_terminal(hatchet: Hatchet, run_id: str, since: float) -> float:
+    terminal = {V1TaskStatus.COMPLETED, V1TaskStatus.FAILED, V1TaskStatus.CANCELLED}
+    while time.time() - since < 10:
+        if await hatchet.runs.aio_get_status(run_id) in terminal:
+            return time.time() - since
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"run {run_id} not terminal over REST 10 s after its result")
+
+
 async def run_smoke(runs: int) -> int:
     hatchet = Hatchet()
     wf = build_workflow(hatchet)
@@ -137,6 +146,10 @@ async def run_smoke(runs: int) -> int:
             if i == 0:
                 print(f"run id: {ref.workflow_run_id}")
                 print(f"result: {json.dumps(result)}")
+                # The REST view is fed asynchronously (OLAP tables), so it can still say RUNNING
+                # after the result stream has delivered the output; wait for it to catch up.
+                lag = await _wait_rest_terminal(hatchet, ref.workflow_run_id, t1)
+                print(f"REST status terminal {lag * 1000:.0f} ms after the result arrived")
                 details = await hatchet.runs.aio_get(ref.workflow_run_id)
                 print(f"run status: {details.run.status.value}")
                 for task in details.tasks:
@@ -144,7 +157,8 @@ async def run_smoke(runs: int) -> int:
                         f"  task {task.display_name}: {task.status.value},"
                         f" retry_count={task.retry_count}, attempt={task.attempt}"
                     )
-                events_seen = [e.event_type.value for e in reversed(details.task_events)]
+                ordered = sorted(details.task_events, key=lambda e: (e.timestamp, e.id))
+                events_seen = [f"{e.task_display_name}:{e.event_type.value}" for e in ordered]
                 print(f"  task events (oldest first): {', '.join(events_seen)}")
             if result.get("child", {}).get("value") != 42:
                 print(f"unexpected result: {result}", file=sys.stderr)

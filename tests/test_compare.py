@@ -19,7 +19,6 @@ from reflector_cli.compare import (
     render_table,
     run_compare,
     store_comparison,
-    word_error_rate,
 )
 from reflector_cli.config import Settings, load_settings
 from reflector_cli.errors import UserError
@@ -163,16 +162,6 @@ def test_status_difference_and_transcript_wer(db_copy: Store) -> None:
     report = compare_runs(db_copy, {"local": primary, "shadow": shadow})
     assert report.first_difference == "post_zulip"
     assert report.diff == ["status: local done != shadow failed"]
-
-
-def test_word_error_rate() -> None:
-    ref = ["the", "cat", "sat", "down"]
-    assert word_error_rate(ref, ref) == 0.0
-    assert word_error_rate(ref, ["the", "bat", "sat", "down"]) == 0.25
-    assert word_error_rate(ref, ["the", "cat", "sat"]) == 0.25
-    assert word_error_rate(ref, ["the", "big", "cat", "sat", "down", "now"]) == 0.5
-    assert word_error_rate([], []) == 0.0
-    assert word_error_rate([], ["x"]) == 1.0
 
 
 def test_field_diff_is_short() -> None:

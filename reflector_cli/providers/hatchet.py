@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hatchet_sdk import Context, Hatchet, NonRetryableException
+from hatchet_sdk import Context, DurableContext, Hatchet, NonRetryableException
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
 from pydantic import BaseModel
 
@@ -133,10 +133,12 @@ def _call(
     return stage.output_model.model_validate(out)
 
 
-def _typed(fn: Callable[..., Any], name: str, inp: type, out: type) -> Callable[..., Any]:
+def _typed(
+    fn: Callable[..., Any], name: str, inp: type, out: type, ctx: type = Context
+) -> Callable[..., Any]:
     # The SDK reads the return annotation to validate parent outputs (ctx.task_output).
     fn.__name__ = fn.__qualname__ = name
-    fn.__annotations__ = {"input": inp, "ctx": Context, "return": out}
+    fn.__annotations__ = {"input": inp, "ctx": ctx, "return": out}
     return fn
 
 
@@ -222,14 +224,12 @@ def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings
 def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, settings: Settings) -> Any:
     registered = timedelta(minutes=10)
 
-    async def body(input: RunInput, ctx: Context) -> FanoutOut:
+    async def body(input: RunInput, ctx: DurableContext) -> FanoutOut:
         upstream = {p: ctx.task_output(tasks[p]) for p in FANOUT_PARENTS}
         rec = upstream["get_recording"]
         assert isinstance(rec, m.RecordingOut)
         n = len(rec.tracks)
         _extend(ctx, registered, _fanout_timeout(input.audio_s, n))
-        # Waiting on children must not hold a worker slot, or one slot would deadlock.
-        await ctx.aio_release_slot()
         up_json = {k: v.model_dump(mode="json") for k, v in upstream.items()}
         items = [
             track_wf.create_bulk_run_item(
@@ -253,9 +253,11 @@ def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, settings: Settin
         outputs = {s.name: [dict(r[s.name]) for r in results] for s in PER_TRACK}
         return FanoutOut(outputs=outputs)
 
-    fn = _typed(body, FANOUT, RunInput, FanoutOut)
+    fn = _typed(body, FANOUT, RunInput, FanoutOut, DurableContext)
+    # A durable task waits in the durable slot pool, so a 1-slot worker still runs the
+    # children (a plain task would hold the only slot while waiting: deadlock).
     # No retries: the children carry their own, and a failed child stays failed.
-    return wf.task(
+    return wf.durable_task(
         name=FANOUT,
         parents=[tasks[p] for p in FANOUT_PARENTS],
         execution_timeout=registered,

@@ -36,7 +36,7 @@ class Env:
     urls: dict[str, str]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """Redis + one worker; the fixture meeting compared on local (primary) vs celery (shadow).
 
