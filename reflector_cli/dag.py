@@ -34,7 +34,10 @@ class Stage:
     timeout_base_s: float = 60.0
     timeout_per_audio_min_s: float = 0.0
     critical: bool = True
+    # Hooks run by the orchestrating process after the stage finishes: `on_done` commits to the
+    # user-visible transcript (primary runs only), `on_output` records events (every run).
     on_done: str | None = None
+    on_output: str | None = None
     # Bump when behaviour that lives in data (prompts, thresholds) changes without code changes.
     data_version: int = 1
     priority: int = 0
@@ -138,6 +141,7 @@ STAGES: tuple[Stage, ...] = (
         lambda p, o, t: m.MergeIn(recording_id=_rid(p), tracks=list(o["transcribe_track"])),
         priority=2,
         light=True,
+        on_output="reflector_cli.pipeline:emit_transcript",
     ),
     Stage(
         "mixdown_tracks",

@@ -113,6 +113,22 @@ def commit_final(
     sink("STATUS", {"value": "ended"})
 
 
+def emit_transcript(
+    store: Store,
+    settings: Settings,
+    pipe: m.PipelineInput,
+    run_id: str,
+    output: BaseModel,
+    sink: EventSink,
+) -> None:
+    """Record the merged text as this run's TRANSCRIPT event, whichever provider merged it
+    (the artifact key is shared by runs of a recording; the event row is the run's own)."""
+    assert isinstance(output, m.MergeOut)
+    storage = open_storage(settings.storage_url, settings.data_dir)
+    doc = m.TranscriptDoc.model_validate_json(storage.read_bytes(output.transcript_key))
+    sink("TRANSCRIPT", {"text": " ".join(w.text for w in doc.words)})
+
+
 def commit_consent(
     store: Store,
     settings: Settings,

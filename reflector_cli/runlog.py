@@ -149,6 +149,11 @@ class RunLog:
         return int(row["attempts"]) if row else 0
 
     def _after(self, name: str, out: BaseModel) -> None:
+        observe = dag.stage(name).on_output
+        if observe:
+            dag.resolve_hook(observe)(
+                self.store, self.settings, self.pipe, self.run_id, out, self.sink
+            )
         hook = dag.stage(name).on_done
         if hook and self.hooks:
             dag.resolve_hook(hook)(

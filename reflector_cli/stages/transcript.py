@@ -50,7 +50,6 @@ def merge_transcripts(inp: MergeIn, ctx: StageContext) -> MergeOut:
     doc = TranscriptDoc(words=words, segments=build_segments(words))
     key = ctx.key(inp.recording_id, "transcript.json")
     ctx.storage.write_bytes(key, doc.model_dump_json().encode())
-    ctx.emit("TRANSCRIPT", text=_text(words))
     return MergeOut(
         transcript_key=key,
         word_count=len(words),
