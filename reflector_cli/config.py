@@ -66,10 +66,33 @@ class Settings(BaseSettings):
     # LLM
     llm: str = Field(default="extractive", validation_alias=AliasChoices("llm", "REFLECTOR_LLM"))
     llm_model: str | None = Field(
-        default=None, validation_alias=AliasChoices("llm_model", "REFLECTOR_LLM_MODEL")
+        default=None, validation_alias=AliasChoices("llm_model", "REFLECTOR_LLM_MODEL", "LLM_MODEL")
     )
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("anthropic_api_key", "ANTHROPIC_API_KEY")
+    )
+    # Networked LLM backends (anthropic, openai-compatible); tokens and seconds per request.
+    anthropic_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("anthropic_base_url", "ANTHROPIC_BASE_URL")
+    )
+    llm_url: str | None = Field(default=None, validation_alias=AliasChoices("llm_url", "LLM_URL"))
+    llm_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("llm_api_key", "LLM_API_KEY")
+    )
+    llm_max_tokens: int = Field(
+        default=2048,
+        ge=64,
+        validation_alias=AliasChoices("llm_max_tokens", "REFLECTOR_LLM_MAX_TOKENS"),
+    )
+    llm_concurrency: int = Field(
+        default=4,
+        ge=1,
+        validation_alias=AliasChoices("llm_concurrency", "REFLECTOR_LLM_CONCURRENCY"),
+    )
+    llm_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias=AliasChoices("llm_timeout_s", "REFLECTOR_LLM_TIMEOUT"),
     )
 
     # Orchestration

@@ -95,51 +95,41 @@ class EventSink:
 # --------------------------------------------------------------------------- stage hooks
 # Declared on the stage in dag.py (`on_done`), run by the provider in the orchestrating process.
 
-HookFn = Callable[[Store, Settings, m.PipelineInput, str, BaseModel, EventSink], None]
+
+class HookContext(Protocol):
+    """What a hook may use: the orchestrating process's store, settings, run and event sink."""
+
+    store: Store
+    settings: Settings
+    pipe: m.PipelineInput
+    run_id: str
+    sink: EventSink
 
 
-def commit_final(
-    store: Store,
-    settings: Settings,
-    pipe: m.PipelineInput,
-    run_id: str,
-    output: BaseModel,
-    sink: EventSink,
-) -> None:
+HookFn = Callable[[HookContext, BaseModel], None]
+
+
+def commit_final(hc: HookContext, output: BaseModel) -> None:
     assert isinstance(output, m.FinalizeOut)
-    storage = open_storage(settings.storage_url, settings.data_dir)
+    storage = open_storage(hc.settings.storage_url, hc.settings.data_dir)
     doc = m.FinalDoc.model_validate_json(storage.read_bytes(output.doc_key))
-    store.commit_final(doc, run_id)
-    sink("STATUS", {"value": "ended"})
+    hc.store.commit_final(doc, hc.run_id)
+    hc.sink("STATUS", {"value": "ended"})
 
 
-def emit_transcript(
-    store: Store,
-    settings: Settings,
-    pipe: m.PipelineInput,
-    run_id: str,
-    output: BaseModel,
-    sink: EventSink,
-) -> None:
+def emit_transcript(hc: HookContext, output: BaseModel) -> None:
     """Record the merged text as this run's TRANSCRIPT event, whichever provider merged it
     (the artifact key is shared by runs of a recording; the event row is the run's own)."""
     assert isinstance(output, m.MergeOut)
-    storage = open_storage(settings.storage_url, settings.data_dir)
+    storage = open_storage(hc.settings.storage_url, hc.settings.data_dir)
     doc = m.TranscriptDoc.model_validate_json(storage.read_bytes(output.transcript_key))
-    sink("TRANSCRIPT", {"text": " ".join(w.text for w in doc.words)})
+    hc.sink("TRANSCRIPT", {"text": " ".join(w.text for w in doc.words)})
 
 
-def commit_consent(
-    store: Store,
-    settings: Settings,
-    pipe: m.PipelineInput,
-    run_id: str,
-    output: BaseModel,
-    sink: EventSink,
-) -> None:
+def commit_consent(hc: HookContext, output: BaseModel) -> None:
     assert isinstance(output, m.ConsentOut)
     if output.consent_denied and output.audio_deleted:
-        store.set_audio_deleted(pipe.transcript_id)
+        hc.store.set_audio_deleted(hc.pipe.transcript_id)
 
 
 # --------------------------------------------------------------------------- views

@@ -151,14 +151,10 @@ class RunLog:
     def _after(self, name: str, out: BaseModel) -> None:
         observe = dag.stage(name).on_output
         if observe:
-            dag.resolve_hook(observe)(
-                self.store, self.settings, self.pipe, self.run_id, out, self.sink
-            )
+            dag.resolve_hook(observe)(self, out)
         hook = dag.stage(name).on_done
         if hook and self.hooks:
-            dag.resolve_hook(hook)(
-                self.store, self.settings, self.pipe, self.run_id, out, self.sink
-            )
+            dag.resolve_hook(hook)(self, out)
 
 
 def _loads(text: str) -> Any:

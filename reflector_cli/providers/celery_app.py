@@ -232,12 +232,9 @@ class CeleryProvider(LocalProvider):
     def _start(self, node: Node, st: _State) -> bool:
         name, track = node
         s = dag.stage(name)
-        inp = s.build(self.log.pipe, st.outputs, track)
-        if name not in self.rerun:
-            out = self.log.try_reuse(name, track, inp)
-            if out is not None:
-                self._record(node, out, st)
-                return True
+        inp = self._input_or_reuse(node, st)
+        if inp is None:
+            return True
         self._inputs[node] = inp
         self.log.started(name, track, inp)
         soft, hard = self._limits(st, s)

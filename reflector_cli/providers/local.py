@@ -160,16 +160,24 @@ class LocalProvider:
                     break
                 self.log.sink(event_type, data)
 
-    def _start(self, node: Node, st: _State) -> bool:
-        """Reuse a checkpoint or submit the stage; False when it had to wait for a slot."""
+    def _input_or_reuse(self, node: Node, st: _State) -> BaseModel | None:
+        """The stage's input, or None when a matching checkpoint was reused instead."""
         name, track = node
-        s = dag.stage(name)
-        inp = s.build(self.log.pipe, st.outputs, track)
+        inp = dag.stage(name).build(self.log.pipe, st.outputs, track)
         if name not in self.rerun:
             out = self.log.try_reuse(name, track, inp)
             if out is not None:
                 self._record(node, out, st)
-                return True
+                return None
+        return inp
+
+    def _start(self, node: Node, st: _State) -> bool:
+        """Reuse a checkpoint or submit the stage; False when it had to wait for a slot."""
+        name, track = node
+        s = dag.stage(name)
+        inp = self._input_or_reuse(node, st)
+        if inp is None:
+            return True
         payload = inp.model_dump(mode="json")
         if s.light:
             attempt = self.log.started(name, track, inp)
