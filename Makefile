@@ -2,7 +2,7 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,hatchet,celery,anthropic
+EXTRAS ?= dev,hatchet,celery,anthropic,serve
 
 .PHONY: install demo test lint bench clean-data
 

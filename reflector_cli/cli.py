@@ -112,6 +112,13 @@ def process(
     no_deliver: Annotated[
         bool, typer.Option("--no-deliver", help="Skip Zulip and webhook delivery.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Validate the input and show tracks, plan and LLM cost estimate; store nothing.",
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -128,6 +135,16 @@ def process(
         cpu_threads=threads,
         workers=workers,
     )
+    if dry_run:
+        from reflector_cli.plan import dry_run_plan
+
+        plans = [dry_run_plan(source, settings) for source in recordings]
+        if as_json:
+            _emit_json(plans[0] if len(plans) == 1 else plans)
+        else:
+            for p in plans:
+                _print_plan(p)
+        return
     results: list[dict[str, Any]] = []
     failed = False
     for source in recordings:
@@ -173,6 +190,38 @@ def process(
         _emit_json(results[0] if len(results) == 1 else results)
     if failed:
         raise typer.Exit(1)
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    table = Table(
+        "track",
+        "participant",
+        "offset (s)",
+        "duration (s)",
+        "consent",
+        title=f"{plan['source']} → {plan['transcript_id']} (dry run)",
+    )
+    for t in plan["tracks"]:
+        table.add_row(
+            t["file"],
+            t["name"],
+            f"{t['offset_s']:.2f}",
+            f"{t['duration_s']:.1f}",
+            "yes" if t["consent"] else "no",
+        )
+    out.print(table)
+    llm = plan["llm"]
+    usd = "unknown price" if llm.get("usd") is None else f"≈ ${llm['usd']:.4f}"
+    out.print(
+        f"meeting {plan['duration_s']:.1f} s · provider {plan['provider']} · "
+        f"~{plan['words_estimate']} words ({plan['words_source']})"
+    )
+    out.print(
+        f"LLM {llm['backend']}: {llm.get('calls', 0)} calls, "
+        f"~{llm.get('input_tokens', 0)} in / {llm.get('output_tokens', 0)} out tokens, {usd}"
+    )
+    for w in plan["warnings"]:
+        err.print(f"warning: {w}", markup=False)
 
 
 def _print_result(view: dict[str, Any], *, reused: bool, settings: Settings) -> None:
@@ -607,6 +656,47 @@ def doctor(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
         out.print(table)
     if not ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default: $REFLECTOR_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Listen port (default: $REFLECTOR_PORT or 8000).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Start runs from Daily.co webhooks; stream a transcript's events over WebSocket."""
+    import logging
+
+    from reflector_cli.server import serve as run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_server(_settings(data_dir=data_dir), host, port)
+
+
+@app.command()
+def poll(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between passes (default: 180 with a webhook secret, else 15)."),
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Start runs for finished Daily.co raw-tracks recordings found by listing them."""
+    import logging
+
+    from reflector_cli.poll import poll as run_poll
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    started = run_poll(_settings(data_dir=data_dir), once, interval)
+    if once:
+        out.print(
+            f"started {len(started)} recording(s)" + (": " + ", ".join(started) if started else "")
+        )
 
 
 # --------------------------------------------------------------------------- entry point

@@ -143,6 +143,36 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("webhook_secret", "WEBHOOK_SECRET")
     )
+    # Delivery retries (webhook and Zulip): bounded attempts, exponential backoff from this base
+    # (tests set it near 0), and a per-request timeout; the worst case stays within the stage's.
+    delivery_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=10,
+        validation_alias=AliasChoices("delivery_attempts", "REFLECTOR_DELIVERY_ATTEMPTS"),
+    )
+    webhook_backoff_s: float = Field(
+        default=1.0,
+        ge=0,
+        validation_alias=AliasChoices("webhook_backoff_s", "REFLECTOR_WEBHOOK_BACKOFF"),
+    )
+    delivery_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=AliasChoices("delivery_timeout_s", "REFLECTOR_DELIVERY_TIMEOUT"),
+    )
+
+    # `reflector serve`: Daily webhook verification (base64 secret) and where to listen
+    daily_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("daily_webhook_secret", "DAILY_WEBHOOK_SECRET"),
+    )
+    serve_host: str = Field(
+        default="127.0.0.1", validation_alias=AliasChoices("serve_host", "REFLECTOR_HOST")
+    )
+    serve_port: int = Field(
+        default=8000, ge=0, le=65535, validation_alias=AliasChoices("serve_port", "REFLECTOR_PORT")
+    )
 
     @field_validator("provider", "shadow_provider", mode="before")
     @classmethod

@@ -199,6 +199,9 @@ class FinalDoc(Model):
     words: list[Word]
     waveform: list[float]
     audio_key: str | None
+    # Where and when the meeting happened, for delivery messages (older docs lack them).
+    room: str | None = None
+    started_at_ms: int | None = None
 
 
 class FinalizeOut(Model):

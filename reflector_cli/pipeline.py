@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
+from reflector_cli.llm import default_backend_name
 from reflector_cli.storage import open_storage
 from reflector_cli.store.repo import Store
 
@@ -63,7 +64,7 @@ def prepare_input(source: str, settings: Settings) -> m.PipelineInput:
             cpu_threads=settings.cpu_threads,
             vad=settings.vad,
         ),
-        llm=settings.llm,
+        llm=default_backend_name(settings),
         llm_model=settings.llm_model,
         include_screen_audio=settings.include_screen_audio,
     )

@@ -103,11 +103,18 @@ class LocalStorage:
 
 
 def open_storage(url: str | None, data_dir: Path) -> Storage:
-    """Storage from `REFLECTOR_STORAGE_URL` (file path or s3://bucket/prefix), else the data dir."""
+    """Storage from `REFLECTOR_STORAGE_URL` (a path, file:// or s3://bucket/prefix), else the
+    data dir."""
     if not url:
         return LocalStorage(data_dir)
     if url.startswith("file://"):
         return LocalStorage(Path(url.removeprefix("file://")))
     if "://" not in url:
         return LocalStorage(Path(url))
-    raise UserError(f"REFLECTOR_STORAGE_URL {url!r}: unsupported scheme (use a path or file://)")
+    if url.startswith("s3://"):
+        from reflector_cli.storage_s3 import S3Storage
+
+        return S3Storage(url)
+    raise UserError(
+        f"REFLECTOR_STORAGE_URL {url!r}: unsupported scheme (use a path, file:// or s3://)"
+    )

@@ -8,24 +8,48 @@ from reflector_cli.config import Settings
 from reflector_cli.errors import ConfigError
 from reflector_cli.llm.base import Backend
 from reflector_cli.llm.extractive import ExtractiveBackend
+from reflector_cli.llm.structured import UsageSink
 from reflector_cli.models import LlmOptions
 
-# name -> factory; networked backends register here when they land, no stage changes needed.
-BACKENDS: dict[str, Callable[[LlmOptions, Settings], Backend]] = {
-    "extractive": lambda _options, _settings: ExtractiveBackend(),
+
+def _anthropic(options: LlmOptions, settings: Settings, sink: UsageSink | None) -> Backend:
+    from reflector_cli.llm.anthropic_backend import AnthropicBackend
+
+    return AnthropicBackend(settings, model=options.model, sink=sink)
+
+
+def _openai(options: LlmOptions, settings: Settings, sink: UsageSink | None) -> Backend:
+    from reflector_cli.llm.openai_backend import OpenAIBackend
+
+    return OpenAIBackend(settings, model=options.model, sink=sink)
+
+
+# name -> factory; a new backend registers here, no stage changes needed.
+BACKENDS: dict[str, Callable[[LlmOptions, Settings, UsageSink | None], Backend]] = {
+    "extractive": lambda _options, _settings, _sink: ExtractiveBackend(),
+    "anthropic": _anthropic,
+    "openai": _openai,
 }
-PLANNED = ("anthropic", "openai")
 
 
-def get_backend(options: LlmOptions, settings: Settings) -> Backend:
+def default_backend_name(settings: Settings) -> str:
+    """`--llm`/REFLECTOR_LLM if given, else anthropic if ANTHROPIC_API_KEY is set, else extractive.
+
+    Resolved once, into the pipeline input, so the choice is part of the run's cache key.
+    """
+    if "llm" in settings.model_fields_set:
+        return settings.llm.strip().lower()
+    return "anthropic" if settings.anthropic_api_key is not None else "extractive"
+
+
+def get_backend(options: LlmOptions, settings: Settings, sink: UsageSink | None = None) -> Backend:
+    """The backend `options` names; networked ones report token usage to `sink` (a ctx)."""
     name = options.backend.strip().lower()
     factory = BACKENDS.get(name)
-    if factory is not None:
-        return factory(options, settings)
-    if name in PLANNED:
-        raise ConfigError(f"LLM backend {name!r} is not available yet; use --llm extractive")
-    known = ", ".join(sorted(BACKENDS))
-    raise ConfigError(f"unknown LLM backend {options.backend!r} (known: {known})")
+    if factory is None:
+        known = ", ".join(sorted(BACKENDS))
+        raise ConfigError(f"unknown LLM backend {options.backend!r} (known: {known})")
+    return factory(options, settings, sink)
 
 
-__all__ = ["BACKENDS", "Backend", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "default_backend_name", "get_backend"]

@@ -1,21 +1,24 @@
-"""Our prompts for topics, titles, summaries and action items, and the answer shapes they ask for.
-
-Every prompt names the participants and asks for one JSON object; the answer models validate it.
+"""Our prompts for topics, titles, summaries and action items, the answer shapes they ask for,
+how much transcript fits in one prompt, and how answers become our models.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from reflector_cli.llm.base import TopicChunk, TopicText
+from reflector_cli.llm.base import TopicChunk, TopicText, Utterance
 from reflector_cli.llm.extractive import is_generic_title
+from reflector_cli.models import ActionItems, Decision, NextStep
 
 MAX_TITLE_WORDS = 10
 MAX_SUBJECTS = 6
-SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+|$)")
+# A sentence ends at . ! ? followed by a capitalised word or the end ("2.5" is not an end).
+SENTENCE_END = re.compile(r"[.!?]+(?=\s+[A-Z\"'(]|\s*$)")
+CHARS_PER_TOKEN = 3.5  # English is ~4; rounding down keeps the estimate on the safe side
 
 SYSTEM = (
     "You write notes about recorded meetings. The transcript labels every line with the "
@@ -23,6 +26,10 @@ SYSTEM = (
     "only label given. Be specific and factual: only state what was said. Always answer with "
     "exactly one JSON object and no other text."
 )
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 class _Answer(BaseModel):
@@ -35,7 +42,10 @@ def _words(text: str) -> int:
 
 
 def _sentences(text: str) -> int:
-    return len([s for s in SENTENCE.findall(text) if s.strip()])
+    text = text.strip()
+    ends = len(SENTENCE_END.findall(text))
+    # A final sentence without a full stop still counts.
+    return ends + (0 if not text or text[-1] in ".!?" else 1)
 
 
 class TopicAnswer(_Answer):
@@ -107,6 +117,17 @@ class MergedAnswer(_Answer):
     recap: str = Field(min_length=1)
 
 
+def script(utterances: Sequence[Utterance]) -> str:
+    """Speaker-labelled lines, consecutive sentences of one speaker on one line (fewer tokens)."""
+    lines: list[tuple[str, list[str]]] = []
+    for u in utterances:
+        if lines and lines[-1][0] == u.name:
+            lines[-1][1].append(u.text)
+        else:
+            lines.append((u.name, [u.text]))
+    return "\n".join(f"{name}: {' '.join(texts)}" for name, texts in lines)
+
+
 def participants_line(names: Sequence[str]) -> str:
     return "Participants: " + (", ".join(names) if names else "(unknown)")
 
@@ -115,7 +136,7 @@ def topic_prompt(chunk: TopicChunk, total: int, names: Sequence[str]) -> str:
     return (
         f"{participants_line(names)}\n"
         f"This is part {chunk.index + 1} of {total} of the meeting transcript:\n"
-        f"<transcript>\n{chunk.text}\n</transcript>\n\n"
+        f"<transcript>\n{script(chunk.utterances)}\n</transcript>\n\n"
         "Give this part a short specific topic title (at most 8 words) and a summary of at "
         "most 2 sentences saying who said or decided what.\n"
         'Answer as JSON: {"title": "...", "summary": "..."}'
@@ -134,16 +155,14 @@ def title_prompt(topics: Sequence[TopicText], names: Sequence[str]) -> str:
     )
 
 
-def notes_prompt(
-    chunks: Sequence[TopicChunk], part: int, parts: int, names: Sequence[str]
-) -> str:
-    script = "\n".join(c.text for c in chunks)
+def notes_prompt(chunks: Sequence[TopicChunk], part: int, parts: int, names: Sequence[str]) -> str:
+    text = script([u for c in chunks for u in c.utterances])
     where = "the whole meeting" if parts == 1 else f"part {part + 1} of {parts} of the meeting"
     return (
         f"{participants_line(names)}\n"
-        f"Transcript of {where}:\n<transcript>\n{script}\n</transcript>\n\n"
+        f"Transcript of {where}:\n<transcript>\n{text}\n</transcript>\n\n"
         f"1. List the distinct subjects discussed (at most {MAX_SUBJECTS}), each with a short "
-        "bold-worthy heading and one paragraph on what was said, by whom, and the outcome.\n"
+        "heading and one paragraph on what was said, by whom, and the outcome.\n"
         "2. Write a one-paragraph recap of this transcript.\n"
         "3. List the decisions taken (with who decided, if clear) and the next steps, each with "
         "the participant it was assigned to (use their exact name from the participant list) "
@@ -176,3 +195,82 @@ def long_markdown(recap: str, subjects: Sequence[SubjectAnswer]) -> str:
     for s in subjects:
         parts += [f"**{s.subject.strip().strip('*')}**", "", s.paragraph.strip(), ""]
     return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- context budget
+
+
+def chunk_tokens(chunk: TopicChunk) -> int:
+    return estimate_tokens(script(chunk.utterances)) + 2
+
+
+def fit_chunk(chunk: TopicChunk, budget: int) -> TopicChunk:
+    """`chunk`, minus trailing utterances if its text alone would not fit in `budget` tokens."""
+    if chunk_tokens(chunk) <= budget:
+        return chunk
+    kept = list(chunk.utterances)
+    while len(kept) > 1 and estimate_tokens(script(kept)) > budget:
+        kept.pop()
+    if estimate_tokens(f"{kept[0].name}: {kept[0].text}") > budget:
+        # One endless sentence: cut its characters rather than overflow the context.
+        u = kept[0]
+        room = max(1, int(budget * CHARS_PER_TOKEN) - len(u.name) - 2)
+        kept = [u.model_copy(update={"text": u.text[:room]})]
+    return chunk.model_copy(update={"utterances": kept})
+
+
+def pack_chunks(chunks: Sequence[TopicChunk], budget: int) -> list[list[TopicChunk]]:
+    """Consecutive chunks grouped so that no group's estimated tokens exceed `budget`."""
+    groups: list[list[TopicChunk]] = []
+    used = 0
+    for chunk in chunks:
+        chunk = fit_chunk(chunk, budget)
+        cost = chunk_tokens(chunk)
+        if groups and used + cost <= budget:
+            groups[-1].append(chunk)
+            used += cost
+        else:
+            groups.append([chunk])
+            used = cost
+    return groups
+
+
+# --------------------------------------------------------------------------- answers -> models
+
+
+def match_name(raw: str | None, names: Sequence[str]) -> str | None:
+    """A participant's exact name for what the model wrote ("bob" -> "Bob Chen"), else as given."""
+    if raw is None or not raw.strip() or raw.strip().lower() in {"null", "none", "unknown"}:
+        return None
+    text = raw.strip()
+    low = text.lower()
+    for name in names:
+        if name.lower() == low:
+            return name
+    # A first name alone matches when exactly one participant has it.
+    hits = [n for n in names if n.split() and n.split()[0].lower() == low.split()[0]]
+    return hits[0] if len(hits) == 1 else text
+
+
+def action_items_from(parts: Sequence[NotesAnswer], names: Sequence[str]) -> ActionItems:
+    decisions: dict[str, Decision] = {}
+    steps: dict[str, NextStep] = {}
+    for part in parts:
+        for d in part.decisions:
+            decisions.setdefault(
+                d.decision.strip().lower(),
+                Decision(decision=d.decision.strip(), decided_by=match_name(d.decided_by, names)),
+            )
+        for s in part.next_steps:
+            deadline = s.deadline.strip() if s.deadline and s.deadline.strip() else None
+            if deadline and deadline.lower() in {"null", "none"}:
+                deadline = None
+            steps.setdefault(
+                s.task.strip().lower(),
+                NextStep(
+                    task=s.task.strip(),
+                    assigned_to=match_name(s.assigned_to, names),
+                    deadline=deadline,
+                ),
+            )
+    return ActionItems(decisions=list(decisions.values()), next_steps=list(steps.values()))

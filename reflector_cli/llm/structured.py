@@ -5,26 +5,36 @@ with the error, HTTP retries with backoff, a per-process concurrency gate, token
 from __future__ import annotations
 
 import json
-import math
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, TypedDict, TypeVar
+from typing import Any, Literal, Protocol, TypedDict, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from reflector_cli.llm.base import TopicChunk
+from reflector_cli.config import Settings
+from reflector_cli.errors import ConfigError
+from reflector_cli.llm import prompts as P
+from reflector_cli.llm.base import (
+    Backend,
+    ProgressFn,
+    SummaryRequest,
+    SummaryText,
+    TitleRequest,
+    TopicChunk,
+    TopicText,
+)
 
 T = TypeVar("T", bound=BaseModel)
 
 HTTP_ATTEMPTS = 5  # one request plus four retries on 429/529/5xx/network errors
 RE_ASKS = 2  # an invalid answer is re-asked twice with the error before giving up
 MAX_WAIT_S = 60.0  # never sleep longer than this between attempts, whatever the server says
-CHARS_PER_TOKEN = 3.5  # English is ~4; rounding down keeps the estimate on the safe side
 SPEAKER_LABEL = re.compile(r"\bSpeaker \d+\b")
 
 
@@ -42,7 +52,7 @@ class Reply:
 
 
 class RetryableLlmError(Exception):
-    """429/529/5xx/timeout/network: worth another try, after `retry_after` s when the server says."""
+    """429/529/5xx/timeout/network: worth retrying, after `retry_after` s if the server says."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -58,10 +68,6 @@ class InvalidAnswerError(Exception):
 
 
 SendFn = Callable[[str, list[Message]], Reply]
-
-
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -268,39 +274,142 @@ class Caller:
         )
 
 
-# --------------------------------------------------------------------------- context budget
+# --------------------------------------------------------------------------- shared backend
+
+# Room kept for instructions, participant list and the JSON shape around the transcript.
+PROMPT_OVERHEAD_TOKENS = 600
+CONTEXT_SAFETY = 0.8  # our token estimate is a heuristic; never plan on the last 20 %
 
 
-def chunk_tokens(chunk: TopicChunk) -> int:
-    return estimate_tokens(chunk.text) + 2
+class UsageSink(Protocol):
+    """What a backend reports usage to: the StageContext fits (its stage name and emit)."""
+
+    stage: str
+
+    def emit(self, event_type: str, **data: Any) -> None: ...
 
 
-def fit_chunk(chunk: TopicChunk, budget: int) -> TopicChunk:
-    """`chunk`, minus trailing utterances if its text alone would not fit in `budget` tokens."""
-    if chunk_tokens(chunk) <= budget:
-        return chunk
-    kept = list(chunk.utterances)
-    while len(kept) > 1 and estimate_tokens("\n".join(f"{u.name}: {u.text}" for u in kept)) > budget:
-        kept.pop()
-    if estimate_tokens(f"{kept[0].name}: {kept[0].text}") > budget:
-        # One endless sentence: cut its characters rather than overflow the context.
-        u = kept[0]
-        room = max(1, int(budget * CHARS_PER_TOKEN) - len(u.name) - 2)
-        kept = [u.model_copy(update={"text": u.text[:room]})]
-    return chunk.model_copy(update={"utterances": kept})
+class ChatBackend(Backend):
+    """Topics, title and summary through any chat model `send` reaches; subclasses wire `send`."""
 
+    name = "chat"
 
-def pack_chunks(chunks: Sequence[TopicChunk], budget: int) -> list[list[TopicChunk]]:
-    """Consecutive chunks grouped so that no group's estimated tokens exceed `budget`."""
-    groups: list[list[TopicChunk]] = []
-    used = 0
-    for chunk in chunks:
-        chunk = fit_chunk(chunk, budget)
-        cost = chunk_tokens(chunk)
-        if groups and used + cost <= budget:
-            groups[-1].append(chunk)
-            used += cost
-        else:
-            groups.append([chunk])
-            used = cost
-    return groups
+    def __init__(
+        self,
+        *,
+        model: str,
+        send: SendFn,
+        settings: Settings,
+        context_tokens: int,
+        server: str,
+        sink: UsageSink | None = None,
+    ) -> None:
+        self.model = model
+        self.sink = sink
+        self.concurrency = settings.llm_concurrency
+        self.usage = Usage()
+        gate = shared_gate(f"{self.name}:{server}", settings.llm_concurrency)
+        self.caller = Caller(
+            f"{self.name} ({model})", send, gate, self.usage, backoff_s=settings.retry_backoff_s
+        )
+        room = int((context_tokens - settings.llm_max_tokens) * CONTEXT_SAFETY)
+        self.budget = room - PROMPT_OVERHEAD_TOKENS
+        if self.budget < 200:
+            raise ConfigError(
+                f"{self.name}: REFLECTOR_LLM_MAX_TOKENS={settings.llm_max_tokens} leaves no room "
+                f"for the transcript in a {context_tokens}-token context"
+            )
+
+    # ---- Backend interface
+
+    def topic(self, chunk: TopicChunk, chunks: Sequence[TopicChunk]) -> TopicText:
+        names = list(dict.fromkeys(u.name for c in chunks for u in c.utterances))
+        check = speaker_label_check(names)
+        prompt = P.topic_prompt(P.fit_chunk(chunk, self.budget), len(chunks), names)
+        answer = self.caller.ask(
+            P.SYSTEM, prompt, P.TopicAnswer, check=lambda a: check(f"{a.title} {a.summary}")
+        )
+        return TopicText(title=answer.title, summary=answer.summary)
+
+    def topics(
+        self, chunks: Sequence[TopicChunk], progress: ProgressFn | None = None
+    ) -> list[TopicText]:
+        with self._reporting():
+            out: dict[int, TopicText] = {}
+            workers = max(1, min(self.concurrency, len(chunks)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="llm-topic") as pool:
+                futures = {pool.submit(self.topic, c, chunks): k for k, c in enumerate(chunks)}
+                try:
+                    # Progress is reported from this thread: event sinks may not be thread-safe.
+                    for future in as_completed(futures):
+                        out[futures[future]] = future.result()
+                        if progress is not None:
+                            progress(len(out), len(chunks))
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)
+                    raise
+            return [out[k] for k in range(len(chunks))]
+
+    def title(self, request: TitleRequest) -> str | None:
+        if not request.topics:
+            return None
+        with self._reporting():
+            check = speaker_label_check(request.participants)
+            prompt = P.title_prompt(request.topics, request.participants)
+            answer = self.caller.ask(
+                P.SYSTEM, prompt, P.TitleAnswer, check=lambda a: check(a.title)
+            )
+            return answer.title
+
+    def summary(self, request: SummaryRequest) -> SummaryText:
+        chunks = [c for c in request.chunks if c.utterances]
+        if not chunks:
+            none = "No speech was detected."
+            return SummaryText(short=none, long_markdown=f"# Quick recap\n\n{none}\n")
+        names = list(
+            dict.fromkeys([*request.participants, *(u.name for c in chunks for u in c.utterances)])
+        )
+        check = speaker_label_check(names)
+        with self._reporting():
+            groups = P.pack_chunks(chunks, self.budget)
+
+            def notes(k: int) -> P.NotesAnswer:
+                prompt = P.notes_prompt(groups[k], k, len(groups), names)
+                return self.caller.ask(
+                    P.SYSTEM, prompt, P.NotesAnswer, check=lambda a: check(a.model_dump_json())
+                )
+
+            workers = max(1, min(self.concurrency, len(groups)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="llm-notes") as pool:
+                parts = list(pool.map(notes, range(len(groups))))
+            if len(parts) == 1:
+                recap, subjects = parts[0].recap, parts[0].subjects
+            else:
+                merged = self.caller.ask(
+                    P.SYSTEM,
+                    P.merge_prompt(parts, names),
+                    P.MergedAnswer,
+                    check=lambda a: check(a.model_dump_json()),
+                )
+                recap, subjects = merged.recap, merged.subjects
+            return SummaryText(
+                short=recap.strip(),
+                long_markdown=P.long_markdown(recap, subjects),
+                action_items=P.action_items_from(parts, names),
+            )
+
+    # ---- usage
+
+    @contextmanager
+    def _reporting(self) -> Iterator[None]:
+        """Emit this call's token usage even when it fails: the tokens were spent either way."""
+        before = self.usage.snapshot()
+        try:
+            yield
+        finally:
+            after = self.usage.snapshot()
+            delta = {k: after[k] - before[k] for k in after}
+            if self.sink is not None and (delta["calls"] or delta["retries"]):
+                self.sink.emit(
+                    "LLM_USAGE", stage=self.sink.stage, backend=self.name, model=self.model, **delta
+                )

@@ -28,6 +28,8 @@ def finalize(inp: FinalizeIn, ctx: StageContext) -> FinalizeOut:
         words=transcript.words,
         waveform=inp.waveform.peaks,
         audio_key=inp.mixdown.key,
+        room=rec.room,
+        started_at_ms=rec.started_at_ms,
     )
     key = ctx.key(inp.pipeline.recording_id, "final.json")
     ctx.storage.write_bytes(key, doc.model_dump_json().encode())

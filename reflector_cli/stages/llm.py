@@ -38,7 +38,7 @@ def detect_topics(inp: TopicsIn, ctx: StageContext) -> TopicsOut:
     if not words:
         return TopicsOut(topics=[])
     chunks = build_chunks(words, _names(inp.participants), chunk_ranges(words))
-    backend = get_backend(inp.llm, ctx.settings)
+    backend = get_backend(inp.llm, ctx.settings, ctx)
     ctx.progress(0, len(chunks))
     texts = backend.topics(chunks, progress=lambda done, total: ctx.progress(done, total))
     topics = [
@@ -64,7 +64,7 @@ def generate_title(inp: TitleIn, ctx: StageContext) -> TitleOut:
         topics=[TopicText(title=t.title, summary=t.summary) for t in inp.topics.topics],
         participants=[p.name for p in inp.participants.participants],
     )
-    title = get_backend(inp.llm, ctx.settings).title(request)
+    title = get_backend(inp.llm, ctx.settings, ctx).title(request)
     if title:
         ctx.emit("FINAL_TITLE", title=title)
     return TitleOut(title=title or None)
@@ -86,7 +86,7 @@ def generate_summary(inp: SummaryIn, ctx: StageContext) -> SummaryOut:
         topics=[TopicText(title=t.title, summary=t.summary) for t in topics],
         participants=[p.name for p in inp.participants.participants],
     )
-    text = get_backend(inp.llm, ctx.settings).summary(request)
+    text = get_backend(inp.llm, ctx.settings, ctx).summary(request)
     out = SummaryOut(
         short_summary=text.short, long_summary=text.long_markdown, action_items=text.action_items
     )

@@ -140,7 +140,26 @@ def _m2_search(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_core, _m2_search]
+def _m3_triggers(db: sqlite_utils.Database) -> None:
+    # One row per external recording ever claimed by `serve`/`poll`: the primary key is what
+    # makes a redelivered webhook or a racing poll a no-op (INSERT OR IGNORE).
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS triggers (
+            recording_id TEXT PRIMARY KEY,
+            via TEXT NOT NULL,
+            status TEXT NOT NULL,
+            pid INTEGER,
+            detail TEXT,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            claimed_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_core, _m2_search, _m3_triggers]
 
 
 def connect(path: Path) -> sqlite_utils.Database:

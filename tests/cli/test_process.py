@@ -144,3 +144,17 @@ def test_version_and_usage_errors(tmp_path: Path) -> None:
     assert res.returncode == 2
     res = cli("export", "x", "--format", "pdf", data_dir=tmp_path, check=False)
     assert res.returncode == 2
+
+
+def test_dry_run_plans_and_estimates_without_storing_or_calling(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    plan = cli_json("process", str(FIXTURE), "--dry-run", data_dir=data)
+    assert [t["name"] for t in plan["tracks"]] == ["Alice", "Bob", "Carol"]
+    assert [t["offset_s"] for t in plan["tracks"]] == [0.0, 6.0, 15.0]
+    assert plan["llm"]["backend"] == "extractive" and plan["llm"]["calls"] == 0
+    # With a key the estimate is for Claude; the unreachable base URL proves no call is made.
+    env = {"ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    paid = cli_json("process", str(FIXTURE), "--dry-run", data_dir=data, env=env)
+    assert paid["llm"]["backend"] == "anthropic" and paid["llm"]["calls"] > 0
+    assert paid["llm"]["input_tokens"] > paid["words_estimate"]
+    assert not data.exists()

@@ -1,0 +1,95 @@
+"""The `openai` backend: any OpenAI-compatible `/v1/chat/completions` server, through httpx.
+
+Local servers (llama.cpp, vLLM, Ollama) often have small contexts, so packing plans within a
+conservative window unless the model is known to be larger.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from reflector_cli.config import Settings
+from reflector_cli.errors import ConfigError, PermanentStageError
+from reflector_cli.llm.structured import (
+    ChatBackend,
+    Message,
+    Reply,
+    RetryableLlmError,
+    UsageSink,
+    parse_retry_after,
+)
+
+CONTEXT_TOKENS = 8192  # safe for most local models; we cannot ask the server for its window
+
+
+def completions_url(base: str) -> str:
+    """Accepts `http://host:port`, `.../v1` or the full `.../v1/chat/completions`."""
+    base = base.rstrip("/")
+    if base.endswith("/chat/completions"):
+        return base
+    if base.endswith("/v1"):
+        return f"{base}/chat/completions"
+    return f"{base}/v1/chat/completions"
+
+
+class OpenAIBackend(ChatBackend):
+    name = "openai"
+
+    def __init__(
+        self, settings: Settings, model: str | None = None, sink: UsageSink | None = None
+    ) -> None:
+        if not settings.llm_url:
+            raise ConfigError("--llm openai needs LLM_URL (an OpenAI-compatible server)")
+        model = model or settings.llm_model
+        if not model:
+            raise ConfigError("--llm openai needs LLM_MODEL (the model name the server serves)")
+        self._url = completions_url(settings.llm_url)
+        headers = {"content-type": "application/json"}
+        if settings.llm_api_key is not None:
+            headers["authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
+        self._client = httpx.Client(headers=headers, timeout=settings.llm_timeout_s)
+        self._max_tokens = settings.llm_max_tokens
+        super().__init__(
+            model=model,
+            send=self._send,
+            settings=settings,
+            context_tokens=CONTEXT_TOKENS,
+            server=self._url,
+            sink=sink,
+        )
+
+    def _send(self, system: str, messages: list[Message]) -> Reply:
+        body = {
+            "model": self.model,
+            "max_tokens": self._max_tokens,
+            "temperature": 0,
+            "messages": [{"role": "system", "content": system}, *messages],
+        }
+        try:
+            response = self._client.post(self._url, json=body)
+        except httpx.TransportError as err:  # timeouts, refused connections, resets
+            raise RetryableLlmError(f"cannot reach {self._url}: {err}") from err
+        status = response.status_code
+        if status == 429 or status == 408 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise RetryableLlmError(f"HTTP {status} from {self._url}", retry_after)
+        if status in (401, 403):
+            raise ConfigError(f"{self._url} rejected LLM_API_KEY ({status})")
+        if status == 404:
+            raise ConfigError(f"{self._url}: not found (check LLM_URL and LLM_MODEL)")
+        if status >= 400:
+            raise PermanentStageError(f"{self._url} refused the request ({status})")
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
+            # A proxy error page or a half-written body: transient as far as we can tell.
+            raise RetryableLlmError(f"malformed response from {self._url}") from err
+        usage = data.get("usage") or {}
+        return Reply(
+            text=text,
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+            truncated=choice.get("finish_reason") == "length",
+        )

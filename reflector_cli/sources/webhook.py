@@ -1,0 +1,115 @@
+"""Outgoing signed webhooks: `X-Webhook-Signature: t={unix},v1={hex HMAC-SHA256}` and delivery
+with bounded exponential backoff (5xx, 408, 429 and network errors retried; other 4xx final).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+USER_AGENT = "Reflector-Webhook/1.0"
+# A receiver's Retry-After is honoured, but never beyond this, so the stage stays bounded.
+MAX_WAIT_S = 60.0
+RETRYABLE_4XX = {408, 429}
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The signature header value for `body` sent at `timestamp` (unix seconds)."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def verify(
+    secret: str, header: str, body: bytes, *, now: float | None = None, tolerance_s: float = 300
+) -> bool:
+    """Check a signature header (for receivers): HMAC matches and the timestamp is fresh."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        ts = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - ts) > tolerance_s:
+        return False
+    expected = sign(secret, ts, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def endpoint_label(url: str) -> str:
+    """Scheme, host and port only: paths and queries often carry tokens, never print them."""
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.hostname}" + (f":{u.port}" if u.port else "")
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    status: Literal["delivered", "failed"]
+    attempts: int
+    status_code: int | None
+    detail: str
+
+
+def backoff_s(attempt: int, base_s: float, retry_after: str | None = None) -> float:
+    """Wait before attempt `attempt + 1`: base·2^(attempt-1), or the receiver's Retry-After."""
+    if retry_after is not None:
+        try:
+            return min(MAX_WAIT_S, max(0.0, float(retry_after)))
+        except ValueError:
+            pass  # an HTTP-date: fall back to our own schedule
+    return min(MAX_WAIT_S, base_s * 2 ** (attempt - 1))
+
+
+def deliver(
+    url: str,
+    body: bytes,
+    *,
+    event: str,
+    event_id: str,
+    secret: str | None,
+    attempts: int = 4,
+    backoff_base_s: float = 1.0,
+    timeout_s: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WebhookResult:
+    """POST `body` until a 2xx, a final 4xx, or `attempts` tries; never raises for HTTP trouble.
+
+    The body and `event_id` are identical on every attempt so the receiver can deduplicate;
+    the signature is recomputed per attempt because its timestamp must be fresh.
+    """
+    where = endpoint_label(url)
+    code: int | None = None
+    detail = ""
+    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+        for attempt in range(1, attempts + 1):
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                "X-Webhook-Event": event,
+                "X-Webhook-Event-Id": event_id,
+                "X-Webhook-Retry": str(attempt - 1),
+            }
+            if secret:
+                headers["X-Webhook-Signature"] = sign(secret, int(time.time()), body)
+            retry_after = None
+            try:
+                resp = client.post(url, content=body, headers=headers)
+            except httpx.HTTPError as e:
+                # The exception text names only the URL we hold; report the class, not the URL.
+                code, detail = None, f"{where}: {type(e).__name__}"
+            else:
+                code = resp.status_code
+                if 200 <= code < 300:
+                    return WebhookResult("delivered", attempt, code, f"{where} answered {code}")
+                detail = f"{where} answered {code}"
+                if 400 <= code < 500 and code not in RETRYABLE_4XX:
+                    return WebhookResult("failed", attempt, code, f"{detail} (not retried)")
+                retry_after = resp.headers.get("retry-after")
+            if attempt < attempts:
+                sleep(backoff_s(attempt, backoff_base_s, retry_after))
+    return WebhookResult("failed", attempts, code, f"{detail} (gave up after {attempts} attempts)")
