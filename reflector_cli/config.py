@@ -162,6 +162,26 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("delivery_timeout_s", "REFLECTOR_DELIVERY_TIMEOUT"),
     )
 
+    # Daily.co source: REST API, and the S3-compatible endpoint holding the raw tracks (region
+    # and credentials come from the standard AWS variables, which boto3 reads itself).
+    daily_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("daily_api_key", "DAILY_API_KEY")
+    )
+    daily_api_url: str = Field(
+        default="https://api.daily.co/v1",
+        validation_alias=AliasChoices("daily_api_url", "DAILY_API_URL"),
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("s3_endpoint_url", "S3_ENDPOINT_URL")
+    )
+    # Consent denied: also delete the raw tracks from the customer's bucket (ours always go).
+    daily_delete_from_bucket: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "daily_delete_from_bucket", "REFLECTOR_DAILY_DELETE_FROM_BUCKET"
+        ),
+    )
+
     # `reflector serve`: Daily webhook verification (base64 secret) and where to listen
     daily_webhook_secret: SecretStr | None = Field(
         default=None,

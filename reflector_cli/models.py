@@ -65,6 +65,10 @@ class RecordingOut(Model):
     language: str | None = None
     tracks: list[TrackRef]
     warnings: list[str] = []
+    # Daily.co: the customer's bucket, and every object of the recording in it (audio and video,
+    # used or not), so consent cleanup can remove them all when configured to.
+    bucket: str | None = None
+    source_keys: list[str] = []
 
 
 # --------------------------------------------------------------------------- get_participants

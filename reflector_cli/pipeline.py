@@ -49,9 +49,10 @@ def prepare_input(source: str, settings: Settings) -> m.PipelineInput:
         recording_id = recording_id_for_folder(path)
         kind, ref = "folder", str(path.resolve())
     else:
-        raise UserError(
-            f"{source}: no such folder, and Daily.co recording ids are not supported yet"
-        )
+        from reflector_cli.sources.daily import prepare_daily
+
+        recording_id, ref = prepare_daily(source, settings)
+        kind = "daily"
     return m.PipelineInput(
         recording_id=recording_id,
         transcript_id=transcript_id_for(recording_id),

@@ -1,6 +1,7 @@
 """cleanup_consent: when any participant denied consent, delete every audio artifact we own.
 
-User originals outside the data dir are never touched; the transcript text is kept.
+User originals outside the data dir are never touched (a Daily.co bucket only when
+REFLECTOR_DAILY_DELETE_FROM_BUCKET is on); the transcript text is kept.
 """
 
 from __future__ import annotations
@@ -31,4 +32,12 @@ def cleanup_consent(inp: ConsentIn, ctx: StageContext) -> ConsentOut:
             failed.append(f"{key}: still present after delete")
         else:
             deleted.append(key)
+    # Daily.co: the customer's own bucket is touched only when they configured us to.
+    if inp.recording.bucket and ctx.settings.daily_delete_from_bucket:
+        from reflector_cli.sources import s3
+
+        client = s3.s3_client(ctx.settings)
+        done, bad = s3.delete_objects(client, inp.recording.bucket, inp.recording.source_keys)
+        deleted += done
+        failed += bad
     return ConsentOut(consent_denied=True, deleted=deleted, failed=failed, audio_deleted=not failed)

@@ -73,8 +73,10 @@ def zulip_message(doc: FinalDoc, max_chars: int = ZULIP_MAX_CHARS) -> str:
         f"**Transcript**: `{doc.transcript_id}`",
         "",
     ]
-    if doc.short_summary.strip():
-        head += [doc.short_summary.strip(), ""]
+    short = doc.short_summary.strip()
+    # The long summary's recap often repeats the short one; say it once.
+    if short and short not in doc.long_summary:
+        head += [short, ""]
     topics = [f"{i}. [{_mmss(t.start)}] {md_escape(t.title)}" for i, t in enumerate(doc.topics, 1)]
     tail = ["**Topics**", *topics, ""] if topics else []
     tail.append("-----")

@@ -1,14 +1,14 @@
 """Source stages: resolve a recording into ingested tracks, then map tracks to participants.
 
-Only the local-folder source exists so far; a Daily.co recording id fails with a clear message.
+Two sources: a local folder, or a Daily.co recording id (REST API + the customer's S3 bucket).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
+from pathlib import Path, PurePosixPath
 
 from reflector_cli.context import StageContext
-from reflector_cli.errors import UserError
 from reflector_cli.models import (
     GetParticipantsIn,
     Participant,
@@ -17,11 +17,15 @@ from reflector_cli.models import (
     RecordingOut,
     TrackRef,
 )
-from reflector_cli.sources.folder import scan_folder
+from reflector_cli.sources import daily, s3
+from reflector_cli.sources.folder import (
+    MIN_CONTAINER_START_S,
+    OFFSET_TOLERANCE_S,
+    probe_audio,
+    scan_folder,
+)
 
-
-def _daily_not_configured(recording: str) -> UserError:
-    return UserError(f"Daily.co recording {recording}: the Daily.co source is not configured yet")
+log = logging.getLogger("reflector.source")
 
 
 def raw_key(ctx: StageContext, recording_id: str, index: int, filename: str) -> str:
@@ -31,7 +35,7 @@ def raw_key(ctx: StageContext, recording_id: str, index: int, filename: str) -> 
 def get_recording(inp: PipelineInput, ctx: StageContext) -> RecordingOut:
     """Scan and validate the folder, then copy each track into storage under `<rid>/raw/`."""
     if inp.source_kind == "daily":
-        raise _daily_not_configured(inp.source)
+        return _daily_recording(inp, ctx)
     scan = scan_folder(Path(inp.source), include_screen_audio=inp.include_screen_audio)
     tracks: list[TrackRef] = []
     for index, t in enumerate(scan.tracks):
@@ -67,7 +71,7 @@ def get_recording(inp: PipelineInput, ctx: StageContext) -> RecordingOut:
 def get_participants(inp: GetParticipantsIn, ctx: StageContext) -> ParticipantsOut:
     """Speaker = track index, named from the manifest/file, else `Speaker N` (1-based)."""
     if inp.pipeline.source_kind == "daily":
-        raise _daily_not_configured(inp.pipeline.source)
+        return _daily_participants(inp, ctx)
     return ParticipantsOut(
         participants=[
             Participant(
@@ -80,3 +84,97 @@ def get_participants(inp: GetParticipantsIn, ctx: StageContext) -> ParticipantsO
             for t in inp.recording.tracks
         ]
     )
+
+
+# --------------------------------------------------------------------------- Daily.co
+
+
+def checked_offset(label: str, named_s: float, container_s: float) -> tuple[float, str | None]:
+    """The key name's offset, with a warning when the container's start time disagrees."""
+    named = max(0.0, named_s)
+    if container_s >= MIN_CONTAINER_START_S and abs(container_s - named) > OFFSET_TOLERANCE_S:
+        return named, (
+            f"{label}: key name says offset {named:.3f}s but the container starts at "
+            f"{container_s:.3f}s; using the key name"
+        )
+    return named, None
+
+
+def _daily_recording(inp: PipelineInput, ctx: StageContext) -> RecordingOut:
+    """Look the recording up, stream its speaker tracks into `<rid>/raw/`, probe each one."""
+    with daily.client_from_settings(ctx.settings, f"Daily.co recording {inp.source}") as api:
+        rec = api.get_recording(inp.source)
+    picked = daily.check_ready(rec, inp.include_screen_audio)
+    _, warnings = daily.pick_tracks(rec, inp.include_screen_audio)
+    assert rec.s3 is not None  # check_ready refuses a recording without a bucket
+    bucket = rec.s3.bucket_name
+    client = s3.s3_client(ctx.settings, rec.s3.bucket_region)
+    tracks: list[TrackRef] = []
+    ends: list[float] = []
+    for index, t in enumerate(picked):
+        key = raw_key(ctx, inp.recording_id, index, PurePosixPath(s3.check_source_key(t.key)).name)
+        # Skipped when a retry or re-run finds the same number of bytes already stored.
+        s3.download(client, bucket, t.key, ctx.storage, key, t.size)
+        with ctx.storage.local_path(key) as path:
+            probe = probe_audio(path)
+        offset, warning = checked_offset(t.key, t.name.offset_s, probe.start_s)
+        if warning:
+            warnings.append(warning)
+        ends.append(offset + probe.duration_s)
+        ctx.progress(index + 1, len(picked))
+        tracks.append(
+            TrackRef(
+                index=index,
+                key=key,
+                source_name=t.key,
+                participant_id=t.name.participant_id,
+                offset_s=round(offset, 6),
+            )
+        )
+    for w in warnings:
+        log.warning("%s", w)
+    # Daily's own duration is the source of truth when it has one (tracks may end early).
+    duration = rec.duration if rec.duration is not None else max(ends)
+    return RecordingOut(
+        recording_id=inp.recording_id,
+        room=rec.room_name,
+        started_at_ms=rec.start_ms,
+        duration_s=round(duration, 3),
+        session_id=rec.mtg_session_id,
+        tracks=tracks,
+        warnings=warnings,
+        bucket=bucket,
+        source_keys=sorted(t.s3_key for t in rec.tracks),
+    )
+
+
+def _daily_participants(inp: GetParticipantsIn, ctx: StageContext) -> ParticipantsOut:
+    """Names from the meeting session's participants; `Speaker N` when Daily cannot say."""
+    found: dict[str, daily.DailyParticipant] = {}
+    session = inp.recording.session_id
+    if not session:
+        log.warning(
+            "recording %s has no mtgSessionId: speakers are named Speaker N", inp.pipeline.source
+        )
+    else:
+        with daily.client_from_settings(ctx.settings, f"Daily.co session {session}") as api:
+            people = api.get_participants(session)
+        if people is None:
+            log.warning("Daily.co does not know session %s: speakers are named Speaker N", session)
+        for p in people or []:
+            found.setdefault(p.participant_id, p)
+    out: list[Participant] = []
+    for t in inp.recording.tracks:
+        p = found.get(t.participant_id)
+        name = (p.user_name or "").strip() if p else ""
+        out.append(
+            Participant(
+                speaker=t.index,
+                participant_id=t.participant_id,
+                name=name or f"Speaker {t.index + 1}",
+                user_id=p.user_id if p else None,
+                consent=t.consent,
+                track_key=t.key,
+            )
+        )
+    return ParticipantsOut(participants=out)

@@ -28,10 +28,10 @@ def _edited_package(tmp_path: Path) -> Path:
     pkg = tmp_path / "edited"
     shutil.copytree(ROOT / "reflector_cli", pkg / "reflector_cli")
     stage = pkg / "reflector_cli" / "stages" / "llm.py"
-    text = stage.read_text()
-    old = "    title = get_backend(inp.llm, ctx.settings).title(request)\n"
-    assert old in text
-    stage.write_text(text.replace(old, old + '    title = f"Replayed: {title}"\n'))
+    lines = stage.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("    title = get_backend("))
+    lines.insert(at + 1, '    title = f"Replayed: {title}"\n')
+    stage.write_text("".join(lines))
     return pkg
 
 
