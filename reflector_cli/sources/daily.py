@@ -319,7 +319,7 @@ def prepare_daily(recording_id: str, settings: Settings) -> tuple[str, str]:
     try:
         with client_from_settings(settings) as api:
             rec = api.get_recording(recording_id)
-    except DailyApiError as exc:
+    except (DailyApiError, httpx.HTTPError) as exc:
         raise UserError(f"Daily.co recording {recording_id}: {exc}") from None
     check_ready(rec, settings.include_screen_audio)
     # The validated id, not the API's echo of it, names our storage prefix.

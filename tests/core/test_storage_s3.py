@@ -24,8 +24,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def s3_env() -> Iterator[dict[str, str]]:
-    boto3 = pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
+    import boto3
+    from moto import server as moto_server
+
     port = _free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()

@@ -39,7 +39,11 @@ class FakeDaily:
         parts = path.strip("/").split("/")
         if parts == ["recordings"]:
             rows = list(self.recordings.values())
-            return 200, {"total_count": len(rows), "data": rows}
+            start = 0
+            if "starting_after" in query:
+                start = [r["id"] for r in rows].index(query["starting_after"][0]) + 1
+            page = rows[start : start + int(query.get("limit", ["100"])[0])]
+            return 200, {"total_count": len(rows), "data": page}
         if len(parts) == 2 and parts[0] == "recordings":
             rec = self.recordings.get(parts[1])
             return (200, rec) if rec else (404, {"error": "not-found"})
@@ -84,7 +88,7 @@ def serve(fake: FakeDaily) -> Iterator[FakeDaily]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield fake
