@@ -1,7 +1,8 @@
 """Dispatch overhead of the Hatchet provider: fixture total vs local, median per-task latency.
 
 Needs a running engine and its env: `eval "$(scripts/hatchet-local env)"`. Starts its own
-worker subprocess; prints one JSON object.
+worker subprocess; prints one JSON object. The engine's `started_at` is when a task reached
+the worker: heavy stages may then still wait for the worker's CPU gate (providers/hatchet.py).
 """
 
 from __future__ import annotations

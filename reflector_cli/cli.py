@@ -112,6 +112,13 @@ def process(
     no_deliver: Annotated[
         bool, typer.Option("--no-deliver", help="Skip Zulip and webhook delivery.")
     ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="Hatchet only: submit and print the run id; `reflector runs show RUN` follows it.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -144,6 +151,9 @@ def process(
         else:
             for p in plans:
                 _print_plan(p)
+        return
+    if no_wait:
+        _submit_no_wait(recordings, settings, provider, force, not no_deliver, as_json)
         return
     results: list[dict[str, Any]] = []
     failed = False
@@ -190,6 +200,32 @@ def process(
         _emit_json(results[0] if len(results) == 1 else results)
     if failed:
         raise typer.Exit(1)
+
+
+def _submit_no_wait(
+    recordings: list[str],
+    settings: Settings,
+    provider: Provider | None,
+    force: bool,
+    deliver: bool,
+    as_json: bool,
+) -> None:
+    if (provider.value if provider else settings.provider) != "hatchet":
+        raise typer.BadParameter("--no-wait needs the hatchet provider")
+    from reflector_cli.providers.hatchet import submit_run
+
+    runs = [
+        {"source": src, "run_id": submit_run(src, settings, force=force, deliver=deliver)}
+        for src in recordings
+    ]
+    if as_json:
+        _emit_json(runs[0] if len(runs) == 1 else runs)
+    else:
+        for r in runs:
+            err.print(
+                f"submitted {r['source']} as run {r['run_id']}: reflector runs show {r['run_id']}",
+                markup=False,
+            )
 
 
 def _print_plan(plan: dict[str, Any]) -> None:
@@ -442,10 +478,16 @@ def runs_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one run: every stage with status, attempts, times and whether it was reused."""
-    store = _open_store(_settings(data_dir=data_dir))
+    settings = _settings(data_dir=data_dir)
+    store = _open_store(settings)
     run = store.run(run_id)
     if run is None:
         raise UserError(f"{run_id}: no such run")
+    if run["provider"] == "hatchet" and run["status"] in ("submitted", "running"):
+        from reflector_cli.providers.hatchet import sync_run
+
+        sync_run(store, run["id"], settings)  # the engine is the source of truth while it runs
+        run = store.run(run["id"])
     stages = [
         {
             "stage": s["stage"],

@@ -95,4 +95,14 @@ def run_checks(settings: Settings) -> list[dict[str, Any]]:
         check_database(settings),
         check_provider(settings),
         check_llm(settings),
+        *_hatchet_checks(settings),
     ]
+
+
+def _hatchet_checks(settings: Settings) -> list[dict[str, Any]]:
+    """Token vs effective addresses and reachability, when Hatchet is in use or configured."""
+    if settings.provider != "hatchet" and not os.environ.get("HATCHET_CLIENT_TOKEN"):
+        return []
+    from reflector_cli.providers.hatchet import hatchet_checks
+
+    return hatchet_checks(settings)

@@ -1,4 +1,5 @@
-"""The Hatchet provider: the DAG from dag.py as Hatchet workflows, a worker, and a submitter.
+"""The Hatchet provider: the DAG from dag.py as Hatchet workflows, a worker, a submitter that
+follows the run (or, with no_wait, `submit_run` + `sync_run`), and `hatchet_checks` for doctor.
 
 `reflector-pipeline` holds the non-per-track stages; a `tracks` task spawns one
 `reflector-track` child run per track (the per-track stages). This is the only module that
@@ -28,15 +29,24 @@ from reflector_cli.errors import UserError
 from reflector_cli.execute import run_stage
 from reflector_cli.providers.local import RunOutcome
 from reflector_cli.runlog import RunLog
+from reflector_cli.store.repo import Store
 
 PIPELINE_WF = "reflector-pipeline"
 TRACK_WF = "reflector-track"
 FANOUT = "tracks"  # the task between get_recording and the stages needing per-track outputs
+SUBMITTED = "submitted"  # run status while nobody follows it (--no-wait)
 RUN_KEY = "reflector_run"  # additional-metadata key tying every task of a run together
 # Time a task may wait for a free worker: long, so a restarted worker still picks it up.
 SCHEDULE_TIMEOUT = timedelta(hours=12)
-POLL_S = 0.5
+POLL_S = 0.2
 PROGRESS_EVERY_S = 0.5
+# Engine slots per heavy slot. The engine's scheduler sees slots a task frees only at its next
+# slot refresh (about once a second), so a worker whose engine slots are all taken makes every
+# next task wait ~1 s. Registering spare slots keeps tasks flowing; CPU use is bounded in the
+# worker by a semaphore sized to the requested slots instead (see _HeavyGate).
+ENGINE_SLOTS_PER_SLOT = 4
+ENGINE_SLOTS_EXTRA = 4
+GATE_REFRESH_S = 20
 
 log = logging.getLogger("reflector.hatchet")
 
@@ -91,10 +101,44 @@ def _fanout_timeout(audio_s: float | None, n_tracks: int) -> timedelta:
     return timedelta(seconds=per_track * max(1, n_tracks) + 60)
 
 
+class _HeavyGate:
+    """Bounds how many non-light stages run at once in this worker process.
+
+    The engine may hand this worker more tasks than it has CPU for (spare engine slots); they
+    wait here, on a local semaphore, instead of in the engine's queue.
+    """
+
+    def __init__(self) -> None:
+        self.sem: threading.BoundedSemaphore | None = None
+
+    def configure(self, slots: int) -> None:
+        self.sem = threading.BoundedSemaphore(max(1, slots))
+
+    def acquire(self, ctx: Context) -> None:
+        if self.sem is None:
+            return
+        # The engine's execution timeout runs while we wait: push it back as time passes.
+        while not self.sem.acquire(timeout=GATE_REFRESH_S):
+            ctx.refresh_timeout(timedelta(seconds=GATE_REFRESH_S))
+
+    def release(self) -> None:
+        if self.sem is not None:
+            self.sem.release()
+
+
+_GATE = _HeavyGate()
+
+
+def engine_slots(slots: int) -> int:
+    """Engine slots to register for a worker that runs `slots` heavy stages at once."""
+    return max(1, slots) * ENGINE_SLOTS_PER_SLOT + ENGINE_SLOTS_EXTRA
+
+
 def _extend(ctx: Context, registered: timedelta, wanted: timedelta) -> None:
     # Registered timeouts assume no audio; a long meeting gets its declared budget at start.
+    # The engine adds the increment to the current deadline.
     if wanted > registered:
-        ctx.refresh_timeout(wanted)
+        ctx.refresh_timeout(wanted - registered)
 
 
 def _emitter(ctx: Context, name: str, track: int | None) -> Callable[[str, dict[str, Any]], None]:
@@ -114,9 +158,17 @@ def _emitter(ctx: Context, name: str, track: int | None) -> Callable[[str, dict[
 
 
 def _call(
-    stage: dag.Stage, inp: BaseModel, settings: Settings, ctx: Context, track: int | None
+    stage: dag.Stage,
+    inp: BaseModel,
+    settings: Settings,
+    ctx: Context,
+    track: int | None,
+    audio_s: float | None,
 ) -> BaseModel:
     log.info("take %s track=%s attempt=%d", stage.name, track, ctx.attempt_number)
+    _extend(ctx, _timeout(stage, None), _timeout(stage, audio_s))
+    if not stage.light:
+        _GATE.acquire(ctx)
     try:
         out = run_stage(
             stage.name,
@@ -129,6 +181,9 @@ def _call(
     except UserError as exc:
         # Bad input never gets better: tell the engine not to retry.
         raise NonRetryableException(str(exc)) from exc
+    finally:
+        if not stage.light:
+            _GATE.release()
     log.info("done %s track=%s", stage.name, track)
     return stage.output_model.model_validate(out)
 
@@ -183,8 +238,7 @@ def _top_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) 
                 outputs[p] = [dag.stage(p).output_model.model_validate(o) for o in per]
             else:
                 outputs[p] = ctx.task_output(tasks[p])
-        _extend(ctx, registered, _timeout(s, input.audio_s))
-        return _call(s, s.build(input.pipeline, outputs, None), settings, ctx, None)
+        return _call(s, s.build(input.pipeline, outputs, None), settings, ctx, None, input.audio_s)
 
     fn = _typed(body, s.name, RunInput, s.output_model)
     return wf.task(
@@ -208,9 +262,8 @@ def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings
                 outputs[p] = slots
             else:
                 outputs[p] = dag.stage(p).output_model.model_validate(input.upstream[p])
-        _extend(ctx, registered, _timeout(s, input.audio_s))
         inp = s.build(input.pipeline, outputs, input.track)
-        return _call(s, inp, settings, ctx, input.track)
+        return _call(s, inp, settings, ctx, input.track, input.audio_s)
 
     fn = _typed(body, s.name, TrackInput, s.output_model)
     return wf.task(
@@ -290,8 +343,9 @@ def run_worker(settings: Settings, slots: int = 1, name: str = "reflector-worker
     )
     if cfg.healthcheck.enabled:
         log.info("health check on http://127.0.0.1:%d/health", cfg.healthcheck.port)
+    _GATE.configure(slots)
     wf, track_wf = build_workflows(hatchet, settings)
-    hatchet.worker(name, slots=slots, workflows=[wf, track_wf]).start()
+    hatchet.worker(name, slots=engine_slots(slots), workflows=[wf, track_wf]).start()
 
 
 # --------------------------------------------------------------------------- submitter
@@ -405,6 +459,7 @@ class HatchetProvider:
         rerun: Iterable[str] = (),
         no_wait: bool = False,
         hatchet: Hatchet | None = None,
+        since: datetime | None = None,
     ) -> None:
         self.settings = settings
         self.log = log
@@ -414,7 +469,7 @@ class HatchetProvider:
         self._hatchet = hatchet
         self.engine_run_id: str | None = None
         # Lower bound for listing the run's tasks (the engine's list API needs a window).
-        self._since = datetime.now(UTC) - timedelta(minutes=5)
+        self._since = since or datetime.now(UTC) - timedelta(minutes=5)
 
     @property
     def hatchet(self) -> Hatchet:
@@ -429,13 +484,18 @@ class HatchetProvider:
         inp = RunInput(pipeline=pipe, run_id=self.log.run_id, audio_s=_audio_seconds(pipe))
         ref = wf.run(inp, wait_for_result=False, additional_metadata={RUN_KEY: self.log.run_id})
         self.engine_run_id = ref.workflow_run_id
-        self.log.store.set_run(self.log.run_id, engine_run_id=self.engine_run_id)
+        fields: dict[str, Any] = {"engine_run_id": self.engine_run_id}
+        if self.no_wait:
+            # Nobody follows the run: `sync_run` records it later. "submitted" (not "running")
+            # keeps the next local invocation from marking it interrupted.
+            fields["status"] = SUBMITTED
+        self.log.store.set_run(self.log.run_id, **fields)
         return self.engine_run_id
 
     def run(self) -> RunOutcome:
         engine_run_id = self.submit()
         if self.no_wait:
-            return RunOutcome("submitted", outputs={"engine_run_id": engine_run_id})
+            return RunOutcome(SUBMITTED, outputs={"engine_run_id": engine_run_id})
         return self.follow(engine_run_id)
 
     # ------------------------------------------------------------------ following a run
@@ -444,32 +504,65 @@ class HatchetProvider:
         """Mirror the engine's task states into the RunLog until the run is terminal."""
         relay = _StreamRelay(self.hatchet)
         relay.watch(engine_run_id)
-        nodes: dict[tuple[str, int | None], _Node] = {}
-        outputs: dict[str, Any] = {}
-        failures: list[tuple[str, str]] = []
+        state = _Mirror()
         try:
             while True:
-                status = self.hatchet.runs.get_status(engine_run_id)
-                rows = self._tasks()
-                for r in rows:
-                    relay.watch(r.workflow_run_external_id)
-                self._apply(rows, nodes, outputs, failures)
-                self._forward(relay)
+                status = self.sync_once(engine_run_id, state, relay)
                 if status in _TERMINAL:
                     # One last look: the run's end may have raced the task listing.
-                    self._apply(self._tasks(), nodes, outputs, failures)
+                    self._apply(self._tasks(), state)
                     time.sleep(POLL_S)
                     self._forward(relay)
                     break
                 time.sleep(POLL_S)
         finally:
             relay.close()
-        fatal = [(n, e) for n, e in failures if dag.stage(n).critical]
+        return self.outcome(engine_run_id, status, state)
+
+    def sync_once(
+        self, engine_run_id: str, state: _Mirror, relay: _StreamRelay | None = None
+    ) -> V1TaskStatus:
+        """One look at the engine: record what changed since `state`; returns the run status."""
+        status = self.hatchet.runs.get_status(engine_run_id)
+        rows = self._tasks()
+        if relay is not None:
+            for r in rows:
+                relay.watch(r.workflow_run_external_id)
+        self._apply(rows, state)
+        if relay is not None:
+            self._forward(relay)
+        return status
+
+    def outcome(self, engine_run_id: str, status: V1TaskStatus, state: _Mirror) -> RunOutcome:
+        fatal = [(n, e) for n, e in state.failures if dag.stage(n).critical]
         if fatal:
-            return RunOutcome("error", fatal[0][0], fatal[0][1], outputs)
-        if status != V1TaskStatus.COMPLETED and "finalize" not in outputs:
-            return RunOutcome("error", None, f"engine run {engine_run_id}: {status.value}", outputs)
-        return RunOutcome("ended", outputs=outputs)
+            return RunOutcome("error", fatal[0][0], fatal[0][1], state.outputs)
+        if status != V1TaskStatus.COMPLETED and "finalize" not in state.outputs:
+            msg = f"engine run {engine_run_id}: {status.value}"
+            return RunOutcome("error", None, msg, state.outputs)
+        return RunOutcome("ended", outputs=state.outputs)
+
+    def restore(self) -> _Mirror:
+        """What an earlier process already recorded for this run (for `sync_run`)."""
+        state = _Mirror()
+        for row in self.log.store.stage_runs(self.log.run_id):
+            name, track = row["stage"], row["track"]
+            if name not in dag.BY_NAME:
+                continue
+            node = state.nodes.setdefault((name, track), _Node())
+            attempts = int(row["attempts"] or 0)
+            if row["status"] == "done" and row["output"]:
+                out = dag.stage(name).output_model.model_validate_json(row["output"])
+                _put_output(state.outputs, name, track, out)
+                node.final = True
+            elif row["status"] == "failed":
+                state.failures.append((name, row["error"] or "failed"))
+                node.final = True
+            elif row["status"] == "retrying":
+                node.logged = 2 * attempts
+            else:  # running
+                node.logged = max(0, 2 * attempts - 1)
+        return state
 
     def _tasks(self) -> list[Any]:
         return _list_tasks(self.hatchet, self.log.run_id, self._since)
@@ -479,13 +572,7 @@ class HatchetProvider:
             if isinstance(line, dict) and "type" in line:
                 self.log.sink(str(line["type"]), dict(line.get("data") or {}))
 
-    def _apply(
-        self,
-        rows: list[Any],
-        nodes: dict[tuple[str, int | None], _Node],
-        outputs: dict[str, Any],
-        failures: list[tuple[str, str]],
-    ) -> None:
+    def _apply(self, rows: list[Any], state: _Mirror) -> None:
         keyed = []
         for r in rows:
             name = _task_name(r)
@@ -495,19 +582,12 @@ class HatchetProvider:
             track = int(meta["track"]) if name in PER_TRACK_NAMES and "track" in meta else None
             keyed.append(((_ORDER[name], -1 if track is None else track), name, track, r))
         for _, name, track, r in sorted(keyed, key=lambda k: k[0]):
-            node = nodes.setdefault((name, track), _Node())
+            node = state.nodes.setdefault((name, track), _Node())
             if not node.final:
-                self._advance(name, track, r, node, outputs, failures)
+                self._advance(name, track, r, node, state)
 
-    def _advance(
-        self,
-        name: str,
-        track: int | None,
-        r: Any,
-        node: _Node,
-        outputs: dict[str, Any],
-        failures: list[tuple[str, str]],
-    ) -> None:
+    def _advance(self, name: str, track: int | None, r: Any, node: _Node, state: _Mirror) -> None:
+        outputs = state.outputs
         retries = int(r.retry_count or 0)
         started = r.status in (V1TaskStatus.RUNNING, V1TaskStatus.COMPLETED, V1TaskStatus.FAILED)
         if r.status == V1TaskStatus.CANCELLED and r.started_at is None and retries == 0:
@@ -528,28 +608,286 @@ class HatchetProvider:
             node.logged += 1
         if r.status == V1TaskStatus.COMPLETED:
             out = self.log.done(name, track, r.output or {})
-            if track is None:
-                outputs[name] = out
-            else:
-                n = max(track + 1, len(outputs.get(name) or []), self._n_tracks(outputs))
-                slots = list(outputs.get(name) or []) + [None] * n
-                slots = slots[:n]
-                slots[track] = out
-                outputs[name] = slots
+            _put_output(outputs, name, track, out)
             node.final = True
         elif r.status in (V1TaskStatus.FAILED, V1TaskStatus.CANCELLED):
             err = _one_line(r.error_message or f"task {r.status.value.lower()}")
             self.log.failed(name, track, err, final=True)
-            failures.append((name, err))
+            state.failures.append((name, err))
             node.final = True
 
-    @staticmethod
-    def _n_tracks(outputs: dict[str, Any]) -> int:
-        rec = outputs.get("get_recording")
-        return len(rec.tracks) if isinstance(rec, m.RecordingOut) else 0
+
+class _Mirror:
+    """What has been recorded so far for a run: per-node progress, outputs, failures."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple[str, int | None], _Node] = {}
+        self.outputs: dict[str, Any] = {}
+        self.failures: list[tuple[str, str]] = []
+
+
+def _put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:
+    """Store a stage output the way dag.Stage.build reads it (per-track: list by track)."""
+    if track is None:
+        outputs[name] = out
+        return
+    rec = outputs.get("get_recording")
+    n_tracks = len(rec.tracks) if isinstance(rec, m.RecordingOut) else 0
+    n = max(track + 1, len(outputs.get(name) or []), n_tracks)
+    slots = (list(outputs.get(name) or []) + [None] * n)[:n]
+    slots[track] = out
+    outputs[name] = slots
+
+
+# --------------------------------------------------------------------------- no-wait runs
+
+
+def submit_run(
+    source: str, settings: Settings, *, force: bool = False, deliver: bool = True
+) -> str:
+    """Record a new run of `source` and start it on the engine without waiting.
+
+    Returns our run id (status "submitted"; `sync_run` brings it up to date). A recording
+    whose last run already ended returns that run's id unless `force`.
+    """
+    from reflector_cli.orchestrate import recording_lock
+    from reflector_cli.pipeline import EventSink, new_run_id, prepare_input
+
+    pipe = prepare_input(source, settings).model_copy(update={"deliver": deliver})
+    store = Store(settings.db_path)
+    try:
+        with recording_lock(settings, pipe.recording_id):
+            store.ensure_recording(pipe)
+            before = store.transcript(pipe.transcript_id)
+            was_ended = bool(before and before["status"] == "ended")
+            latest = store.runs(1, pipe.recording_id)
+            if was_ended and latest and latest[0]["status"] == "ended" and not force:
+                return str(before["run_id"]) if before else str(latest[0]["id"])
+            run_id = new_run_id()
+            store.create_run(run_id, pipe, "hatchet", force=force)
+            sink = EventSink(store, pipe.transcript_id, run_id)
+            if not was_ended:
+                store.set_status(pipe.transcript_id, "processing")
+            sink("STATUS", {"value": "processing"})
+            log = RunLog(store, settings, pipe, run_id, sink, reuse=not force)
+            try:
+                HatchetProvider(settings, log, no_wait=True).submit()
+            except BaseException as exc:
+                store.finish_run(run_id, "error", None, f"{type(exc).__name__}: {exc}")
+                raise
+            return run_id
+    finally:
+        store.close()
+
+
+def sync_run(store: Store, run_id: str, settings: Settings) -> dict[str, Any]:
+    """Record what the engine knows about a Hatchet run into `store` (stages, events, hooks).
+
+    Finished runs get their final status, and a finished finalize its commit hook, exactly as
+    if the submitting process had followed the run. Returns the run's engine and store status.
+    """
+    from reflector_cli.orchestrate import recording_lock
+    from reflector_cli.pipeline import EventSink
+
+    run = store.run(run_id)
+    if run is None:
+        raise UserError(f"{run_id}: no such run")
+    run_id = str(run["id"])
+    info: dict[str, Any] = {
+        "run_id": run_id,
+        "engine_run_id": run.get("engine_run_id"),
+        "engine_status": None,
+        "status": run["status"],
+    }
+    if run["provider"] != "hatchet" or not run.get("engine_run_id"):
+        return info
+    if run["status"] not in (SUBMITTED, "running"):
+        return info  # already final: nothing the engine can add
+    pipe = m.PipelineInput.model_validate_json(run["input"])
+    try:
+        lock = recording_lock(settings, pipe.recording_id)
+        lock.__enter__()
+    except UserError:
+        return info  # a live process is following (or processing) this recording right now
+    try:
+        primary = run["role"] == "primary"
+        sink = EventSink(store, pipe.transcript_id, run_id)
+        log = RunLog(store, settings, pipe, run_id, sink, reuse=False, hooks=primary)
+        created = datetime.fromisoformat(str(run["created_at"]).replace("Z", "+00:00"))
+        prov = HatchetProvider(settings, log, since=created - timedelta(minutes=5))
+        engine_run_id = str(run["engine_run_id"])
+        state = prov.restore()
+        status = prov.sync_once(engine_run_id, state)
+        info["engine_status"] = status.value
+        if status in _TERMINAL:
+            prov._apply(prov._tasks(), state)  # the run's end may have raced the listing
+            _finish(store, run, pipe, sink, prov.outcome(engine_run_id, status, state))
+        info["status"] = (store.run(run_id) or run)["status"]
+        return info
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _finish(
+    store: Store, run: dict[str, Any], pipe: m.PipelineInput, sink: Any, outcome: RunOutcome
+) -> None:
+    """The end-of-run bookkeeping orchestrate does for a followed run."""
+    primary = run["role"] == "primary"
+    if outcome.status == "ended":
+        store.finish_run(run["id"], "ended")
+        return
+    store.finish_run(run["id"], "error", outcome.error_stage, outcome.error)
+    before = store.transcript(pipe.transcript_id)
+    if primary and not (before and before["status"] == "ended"):
+        store.set_status(pipe.transcript_id, "error", outcome.error_stage, outcome.error)
+    sink("STATUS", {"value": "error", "stage": outcome.error_stage, "message": outcome.error})
 
 
 def _one_line(text: str) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     # Engine errors carry a traceback; its last line names the exception.
     return (lines[-1] if lines else text)[:500]
+
+
+# --------------------------------------------------------------------------- doctor
+
+
+def decode_token(token: str) -> dict[str, Any]:
+    """The JWT payload (claims) of a Hatchet API token; raises ValueError if malformed."""
+    import base64
+
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise ValueError("not a JWT (expected three dot-separated parts)")
+    body = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(body))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"payload is not base64 JSON ({exc})") from None
+    if not isinstance(claims, dict):
+        raise ValueError("payload is not a JSON object")
+    return claims
+
+
+def _host_port(addr: str, default_port: int) -> tuple[str, int] | None:
+    """(host, port) of `host:port` or of a URL; None when unparsable."""
+    from urllib.parse import urlsplit
+
+    try:
+        if "://" in addr:
+            u = urlsplit(addr)
+            port = u.port or (443 if u.scheme == "https" else 80)
+            return (u.hostname, port) if u.hostname else None
+        u = urlsplit("//" + addr)
+        return (u.hostname, u.port or default_port) if u.hostname else None
+    except ValueError:
+        return None
+
+
+def _reachable(addr: str, default_port: int, timeout_s: float) -> str | None:
+    """None when a TCP connection to `addr` succeeds, else why not."""
+    import socket
+
+    hp = _host_port(addr, default_port)
+    if hp is None:
+        return "not a host:port or URL"
+    try:
+        with socket.create_connection(hp, timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+def _endpoint_check(
+    name: str,
+    env_var: str,
+    effective: str | None,
+    claimed: str | None,
+    default_port: int,
+    required: bool,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Compare the address the SDK will use with the one the token embeds, and dial both."""
+
+    def result(ok: bool, detail: str) -> dict[str, Any]:
+        return {"name": name, "ok": ok, "detail": detail, "required": required}
+
+    if not effective:
+        return result(False, f"no address: set {env_var}")
+    source = "from the token" if effective == claimed else f"from {env_var}"
+    err = _reachable(effective, default_port, timeout_s)
+    if err is None:
+        note = ""
+        if claimed and claimed != effective:
+            note = f"; the token says {claimed}, overridden by {env_var} (fine)"
+        return result(True, f"{effective} reachable ({source}){note}")
+    detail = f"{effective} ({source}) does not answer: {err}"
+    if claimed and claimed != effective and _reachable(claimed, default_port, timeout_s) is None:
+        return result(False, f"{detail}; the token's {claimed} does: set {env_var}={claimed}")
+    if effective == claimed:
+        # The classic trap: a token minted inside a container names the container's address.
+        detail += (
+            f". The token was minted for {claimed}, which this machine cannot reach (a token "
+            "made inside a container names the container's address): set "
+            f"{env_var}=<host:port of the engine as seen from here>"
+        )
+    return result(False, detail)
+
+
+def hatchet_checks(
+    settings: Settings, env: dict[str, str] | None = None, timeout_s: float = 2.0
+) -> list[dict[str, Any]]:
+    """`reflector doctor` rows for Hatchet: the token, and the gRPC and HTTP endpoints the SDK
+    will use (env overrides vs the token's claims), each dialled over TCP.
+
+    Each row is {"name", "ok", "detail", "required"}; rows are required only when Hatchet is
+    the configured provider. `env` defaults to os.environ.
+    """
+    import os
+
+    env = dict(os.environ if env is None else env)
+    required = settings.provider == "hatchet"
+
+    def row(name: str, ok: bool, detail: str) -> dict[str, Any]:
+        return {"name": name, "ok": ok, "detail": detail, "required": required}
+
+    token = env.get("HATCHET_CLIENT_TOKEN", "").strip()
+    if not token:
+        return [row("hatchet token", False, "HATCHET_CLIENT_TOKEN is not set")]
+    try:
+        claims = decode_token(token)
+    except ValueError as exc:
+        return [row("hatchet token", False, f"HATCHET_CLIENT_TOKEN is unreadable: {exc}")]
+    claimed_grpc = claims.get("grpc_broadcast_address")
+    claimed_url = claims.get("server_url")
+    exp = claims.get("exp")
+    expired = isinstance(exp, int | float) and exp < time.time()
+    stamp = datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) else None
+    when = stamp.strftime("%Y-%m-%d") if stamp else "?"
+    detail = f"tenant {claims.get('sub', '?')}, expires {when}"
+    if expired:
+        detail = f"expired on {when}: mint a new one (scripts/hatchet-local token)"
+    checks = [row("hatchet token", not expired, detail)]
+    checks.append(
+        _endpoint_check(
+            "hatchet grpc",
+            "HATCHET_CLIENT_HOST_PORT",
+            env.get("HATCHET_CLIENT_HOST_PORT") or claimed_grpc,
+            claimed_grpc,
+            7070,
+            required,
+            timeout_s,
+        )
+    )
+    checks.append(
+        _endpoint_check(
+            "hatchet api",
+            "HATCHET_CLIENT_SERVER_URL",
+            env.get("HATCHET_CLIENT_SERVER_URL") or claimed_url,
+            claimed_url,
+            80,
+            required,
+            timeout_s,
+        )
+    )
+    return checks

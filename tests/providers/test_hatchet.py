@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reflector_cli.config import load_settings
+from reflector_cli.config import Settings, load_settings
 from reflector_cli.orchestrate import ProcessResult, process_recording
+from reflector_cli.providers import hatchet as hp
 from reflector_cli.store.repo import Store
-
-pytestmark = [pytest.mark.hatchet, pytest.mark.slow]
 
 
 def _process(meeting: Path, data_dir: Path, provider: str) -> ProcessResult:
@@ -47,6 +50,8 @@ def _run_rows(data_dir: Path, run_id: str) -> tuple[dict[str, Any], list[dict[st
         store.close()
 
 
+@pytest.mark.hatchet
+@pytest.mark.slow
 def test_hatchet_gives_the_same_transcript_as_local(
     meeting: Path, tmp_path: Path, hatchet_client_env: dict[str, str], start_worker: Callable
 ) -> None:
@@ -73,6 +78,8 @@ def test_hatchet_gives_the_same_transcript_as_local(
     assert all(r["status"] == "done" and r["attempts"] == 1 for r in critical), critical
 
 
+@pytest.mark.hatchet
+@pytest.mark.slow
 def test_retried_stage_records_attempts_and_run_ends(
     meeting: Path, tmp_path: Path, hatchet_client_env: dict[str, str], start_worker: Callable
 ) -> None:
@@ -89,6 +96,8 @@ def test_retried_stage_records_attempts_and_run_ends(
     assert others and others[0]["attempts"] == 1
 
 
+@pytest.mark.hatchet
+@pytest.mark.slow
 def test_worker_killed_mid_transcription_then_restarted_finishes(
     meeting: Path, tmp_path: Path, hatchet_client_env: dict[str, str], start_worker: Callable
 ) -> None:
@@ -123,3 +132,158 @@ def test_worker_killed_mid_transcription_then_restarted_finishes(
     run, stages = _run_rows(data, res.run_id or "")
     assert run["status"] == "ended"
     assert all(r["status"] == "done" for r in stages if r["stage"] == "transcribe_track")
+
+
+@pytest.mark.hatchet
+@pytest.mark.slow
+def test_no_wait_submit_then_sync_records_the_engine_run(
+    meeting: Path, tmp_path: Path, hatchet_client_env: dict[str, str], start_worker: Callable
+) -> None:
+    data = tmp_path / "data"
+    settings = load_settings(data_dir=data)
+    run_id = hp.submit_run(str(meeting), settings)
+    run, stages = _run_rows(data, run_id)
+    assert run["status"] == hp.SUBMITTED and run["engine_run_id"]
+    assert stages == [], "nothing is recorded before anyone syncs"
+    start_worker(data)
+    store = Store(settings.db_path)
+    try:
+        deadline = time.monotonic() + 180
+        info = hp.sync_run(store, run_id, settings)
+        while info["status"] == hp.SUBMITTED:
+            assert time.monotonic() < deadline, info
+            time.sleep(0.5)
+            info = hp.sync_run(store, run_id, settings)
+        assert info["status"] == "ended", info
+        assert info["engine_status"] == "COMPLETED"
+        # The finalize hook committed the transcript, as a followed run would have.
+        transcript = store.transcript(store.run(run_id)["transcript_id"])
+        assert transcript is not None and transcript["status"] == "ended"
+        assert store.words(transcript["id"]), "no words committed"
+        rows = store.stage_runs(run_id)
+        assert {r["stage"] for r in rows} >= {"get_recording", "transcribe_track", "finalize"}
+        critical = [r for r in rows if r["stage"] not in {"post_zulip", "send_webhook"}]
+        assert all(r["status"] == "done" and r["attempts"] == 1 for r in critical), critical
+        # A second sync of a finished run changes nothing.
+        assert hp.sync_run(store, run_id, settings)["status"] == "ended"
+        assert len(store.stage_runs(run_id)) == len(rows)
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- no engine needed
+
+
+def _token(**claims: Any) -> str:
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'ES256'})}.{part(claims)}.c2ln"
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP port that accepts connections (an engine stand-in for the reachability dial)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield int(s.getsockname()[1])
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_hatchet_checks_reads_the_token_and_flags_the_container_trap(listener: int) -> None:
+    dead = _closed_port()
+    good = _token(
+        sub="tenant-1",
+        exp=int(time.time()) + 3600,
+        grpc_broadcast_address=f"127.0.0.1:{listener}",
+        server_url=f"http://127.0.0.1:{listener}",
+    )
+    rows = {r["name"]: r for r in hp.hatchet_checks(Settings(), {"HATCHET_CLIENT_TOKEN": good})}
+    assert [rows[n]["ok"] for n in ("hatchet token", "hatchet grpc", "hatchet api")] == [True] * 3
+    assert "tenant-1" in rows["hatchet token"]["detail"]
+    assert "from the token" in rows["hatchet grpc"]["detail"]
+
+    # The env points somewhere dead while the token's address answers: say what to set.
+    env = {"HATCHET_CLIENT_TOKEN": good, "HATCHET_CLIENT_HOST_PORT": f"127.0.0.1:{dead}"}
+    grpc = {r["name"]: r for r in hp.hatchet_checks(Settings(), env)}["hatchet grpc"]
+    assert not grpc["ok"]
+    assert f"set HATCHET_CLIENT_HOST_PORT=127.0.0.1:{listener}" in grpc["detail"]
+
+    # A token minted inside a container: its addresses do not answer from here.
+    boxed = _token(
+        sub="t",
+        exp=int(time.time()) + 3600,
+        grpc_broadcast_address=f"127.0.0.1:{dead}",
+        server_url=f"http://127.0.0.1:{dead}",
+    )
+    rows = {r["name"]: r for r in hp.hatchet_checks(Settings(), {"HATCHET_CLIENT_TOKEN": boxed})}
+    assert not rows["hatchet grpc"]["ok"] and not rows["hatchet api"]["ok"]
+    assert "set HATCHET_CLIENT_HOST_PORT=" in rows["hatchet grpc"]["detail"]
+    assert "set HATCHET_CLIENT_SERVER_URL=" in rows["hatchet api"]["detail"]
+    # ...fixed by overriding both with addresses that answer.
+    env = {
+        "HATCHET_CLIENT_TOKEN": boxed,
+        "HATCHET_CLIENT_HOST_PORT": f"127.0.0.1:{listener}",
+        "HATCHET_CLIENT_SERVER_URL": f"http://127.0.0.1:{listener}",
+    }
+    rows = {r["name"]: r for r in hp.hatchet_checks(Settings(), env)}
+    assert rows["hatchet grpc"]["ok"] and "overridden" in rows["hatchet grpc"]["detail"]
+    assert rows["hatchet api"]["ok"]
+
+
+def test_hatchet_checks_rejects_missing_malformed_and_expired_tokens() -> None:
+    assert not hp.hatchet_checks(Settings(), {})[0]["ok"]
+    bad = hp.hatchet_checks(Settings(), {"HATCHET_CLIENT_TOKEN": "not-a-jwt"})
+    assert not bad[0]["ok"] and "unreadable" in bad[0]["detail"]
+    old = _token(sub="t", exp=int(time.time()) - 60, grpc_broadcast_address="127.0.0.1:1")
+    rows = hp.hatchet_checks(Settings(), {"HATCHET_CLIENT_TOKEN": old}, timeout_s=0.2)
+    assert not rows[0]["ok"] and "expired" in rows[0]["detail"]
+    assert hp.hatchet_checks(Settings(provider="hatchet"), {})[0]["required"] is True
+
+
+class _Ctx:
+    """Stands in for the SDK's Context: the gate only calls refresh_timeout."""
+
+    def __init__(self) -> None:
+        self.refreshed: list[timedelta] = []
+
+    def refresh_timeout(self, by: timedelta) -> None:
+        self.refreshed.append(by)
+
+
+def test_heavy_gate_bounds_concurrency_and_extends_timeouts_while_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hp, "GATE_REFRESH_S", 0.05)
+    gate = hp._HeavyGate()
+    gate.configure(2)
+    running, peak, lock = [0], [0], threading.Lock()
+    ctxs = [_Ctx() for _ in range(5)]
+
+    def work(ctx: _Ctx) -> None:
+        gate.acquire(ctx)  # type: ignore[arg-type]
+        try:
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.15)
+            with lock:
+                running[0] -= 1
+        finally:
+            gate.release()
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in ctxs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert peak[0] == 2
+    # Whoever waited had its execution deadline pushed back by the engine-facing context.
+    assert any(c.refreshed for c in ctxs)
+    assert hp.engine_slots(2) > 2
