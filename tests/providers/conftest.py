@@ -73,7 +73,10 @@ def hatchet_env() -> dict[str, str]:
 def hatchet_client_env(
     hatchet_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
-    """The engine's env applied to this process (the submitting side)."""
+    """The engine's env applied to this process (the submitting side), with a namespace of this
+    test's own: a worker of an earlier test that the engine still counts as alive can then
+    never take this test's tasks. Workers started afterwards read the same dict."""
+    hatchet_env["HATCHET_CLIENT_NAMESPACE"] = f"t{uuid.uuid4().hex[:8]}"
     for k, v in hatchet_env.items():
         monkeypatch.setenv(k, v)
     return hatchet_env

@@ -141,11 +141,11 @@ def test_no_wait_submit_then_sync_records_the_engine_run(
 ) -> None:
     data = tmp_path / "data"
     settings = load_settings(data_dir=data)
+    start_worker(data)  # workers register the workflow in this test's fresh namespace
     run_id = hp.submit_run(str(meeting), settings)
     run, stages = _run_rows(data, run_id)
     assert run["status"] == hp.SUBMITTED and run["engine_run_id"]
     assert stages == [], "nothing is recorded before anyone syncs"
-    start_worker(data)
     store = Store(settings.db_path)
     try:
         deadline = time.monotonic() + 180
