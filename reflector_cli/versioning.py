@@ -11,9 +11,11 @@ import ast
 import hashlib
 import inspect
 import json
+import os
 import textwrap
 import types
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -115,8 +117,7 @@ def _closure(root: Any) -> dict[str, str]:
     return seen
 
 
-@cache
-def code_version(stage_name: str) -> str:
+def _compute(stage_name: str) -> str:
     from reflector_cli.dag import stage as get_stage
 
     s: Stage = get_stage(stage_name)
@@ -125,5 +126,42 @@ def code_version(stage_name: str) -> str:
     return sha256_text(blob)[:16]
 
 
+def _package_fingerprint() -> str:
+    """Changes whenever any source file of the package changes (path, size, mtime)."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(str(root).encode())
+    for p in sorted(root.rglob("*.py")):
+        st = p.stat()
+        h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def _cache_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "reflector" / f"code-versions-{_package_fingerprint()}.json"
+
+
+@cache
 def all_code_versions() -> dict[str, str]:
-    return {s.name: code_version(s.name) for s in STAGES}
+    """Every stage's version; parsing the sources takes ~1 s, so the result is cached on disk
+    per package fingerprint (any edited file means a fresh computation)."""
+    path = _cache_file()
+    try:
+        cached = json.loads(path.read_text())
+        if set(cached) == {s.name for s in STAGES}:
+            return cached
+    except (OSError, ValueError):
+        pass
+    versions = {s.name: _compute(s.name) for s in STAGES}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(versions, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs the recomputation next time
+    return versions
+
+
+def code_version(stage_name: str) -> str:
+    return all_code_versions()[stage_name]
