@@ -626,6 +626,11 @@ def replay(
     names the stages, unless --force. Without --force or --from, stages that did not finish
     (failed or interrupted) and their descendants execute; finished ones are reused. A run whose
     audio was deleted for consent can only replay text stages (--from detect_topics).
+
+    Hatchet runs: without --force or --from, the engine replays the same engine run in place
+    (its failed tasks and their descendants, with the code the workers run now); the other
+    stages are recorded as reused from the old run. With --force or --from, a fresh engine run
+    of the current workflow is started with the same input.
     """
     from reflector_cli.display import LiveDisplay
     from reflector_cli.replay import replay as do_replay

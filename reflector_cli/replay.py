@@ -134,7 +134,9 @@ def replay(
         rerun, changed = plan(store, old["id"], force, from_stage)
         _check_consent(store, pipe, rerun)
         with recording_lock(settings, pipe.recording_id):
-            return _replay_locked(store, settings, old, pipe, rerun, changed, from_stage, observer)
+            return _replay_locked(
+                store, settings, old, pipe, rerun, changed, from_stage, observer, force
+            )
     finally:
         store.close()
 
@@ -148,6 +150,7 @@ def _replay_locked(
     changed: list[str],
     from_stage: str | None,
     observer: Observer | None,
+    force: bool = False,
 ) -> ReplayResult:
     before = _snapshot(store, settings, old["id"])
     run_id = new_run_id()
@@ -157,7 +160,13 @@ def _replay_locked(
     if from_stage is not None:
         log.pinned = {k: v for k, v in _outputs(store, old["id"]).items() if k[0] not in rerun}
     try:
-        outcome = make_provider(old["provider"], settings, log, rerun).run()
+        if old["provider"] == "hatchet" and not force and from_stage is None:
+            # Version-locked Hatchet replay: the engine re-runs the same run's failed tasks.
+            from reflector_cli.providers.hatchet import replay_engine_run
+
+            outcome = replay_engine_run(log, old, settings)
+        else:
+            outcome = make_provider(old["provider"], settings, log, rerun).run()
     except BaseException as exc:
         store.finish_run(run_id, "error", None, f"{type(exc).__name__}: {exc}")
         raise

@@ -470,6 +470,10 @@ class HatchetProvider:
         self.engine_run_id: str | None = None
         # Lower bound for listing the run's tasks (the engine's list API needs a window).
         self._since = since or datetime.now(UTC) - timedelta(minutes=5)
+        # The RUN_KEY the engine's tasks carry: an engine replay keeps the replayed run's tag.
+        self._tag = log.run_id
+        # Engine replay: retry_count of each task before the replay (see replay_engine_run).
+        self._baseline: dict[str, int] | None = None
 
     @property
     def hatchet(self) -> Hatchet:
@@ -500,11 +504,11 @@ class HatchetProvider:
 
     # ------------------------------------------------------------------ following a run
 
-    def follow(self, engine_run_id: str) -> RunOutcome:
+    def follow(self, engine_run_id: str, state: _Mirror | None = None) -> RunOutcome:
         """Mirror the engine's task states into the RunLog until the run is terminal."""
         relay = _StreamRelay(self.hatchet)
         relay.watch(engine_run_id)
-        state = _Mirror()
+        state = state or _Mirror()
         try:
             while True:
                 status = self.sync_once(engine_run_id, state, relay)
@@ -565,7 +569,19 @@ class HatchetProvider:
         return state
 
     def _tasks(self) -> list[Any]:
-        return _list_tasks(self.hatchet, self.log.run_id, self._since)
+        rows = _list_tasks(self.hatchet, self._tag, self._since)
+        if self._baseline is None:
+            return rows
+        out = []
+        for r in rows:
+            before = self._baseline.get(r.metadata.id)
+            if before is None:
+                out.append(r)  # a task the replay created
+            elif int(r.retry_count or 0) > before:
+                # A replay bumps retry_count once: count this run's attempts from zero.
+                out.append(r.model_copy(update={"retry_count": int(r.retry_count) - before - 1}))
+            # else: not replayed (yet): its outcome is the old run's, recorded as reused
+        return out
 
     def _forward(self, relay: _StreamRelay) -> None:
         for line in relay.drain():
@@ -615,6 +631,62 @@ class HatchetProvider:
             self.log.failed(name, track, err, final=True)
             state.failures.append((name, err))
             node.final = True
+
+
+def replay_engine_run(log: RunLog, old_run: dict[str, Any], settings: Settings) -> RunOutcome:
+    """Replay `old_run`'s engine run in place and follow it as run `log.run_id`.
+
+    The engine re-executes the failed tasks and their descendants (same task ids, retry_count
+    bumped by one); every other stage is recorded as reused from the old run's checkpoints.
+    """
+    engine_run_id = old_run.get("engine_run_id")
+    if not engine_run_id:
+        raise UserError(f"run {old_run['id']}: no engine run id recorded; pass --force")
+    created = datetime.fromisoformat(str(old_run["created_at"]).replace("Z", "+00:00"))
+    prov = HatchetProvider(settings, log, since=created - timedelta(minutes=5))
+    prov._tag = str(old_run["id"])
+    rows = _list_tasks(prov.hatchet, prov._tag, prov._since)
+    failed = [r for r in rows if r.status == V1TaskStatus.FAILED]
+    if not failed:
+        raise UserError(
+            f"run {old_run['id']}: no failed task in engine run {engine_run_id} to replay; "
+            "pass --force for a fresh run"
+        )
+    replayed = {_task_name(r) for r in failed}
+    for name in list(replayed):
+        replayed |= dag.descendants(name) if name in dag.BY_NAME else set()
+    state = _reuse_old(log, str(old_run["id"]), replayed)
+    prov._baseline = {r.metadata.id: int(r.retry_count or 0) for r in rows}
+    log.store.set_run(log.run_id, engine_run_id=engine_run_id)
+    from hatchet_sdk.features.runs import BulkCancelReplayOpts
+
+    prov.hatchet.runs.bulk_replay(BulkCancelReplayOpts(ids=[r.metadata.id for r in failed]))
+    # The run's status stays terminal until the engine takes the replay: wait for that first.
+    ids = {r.metadata.id for r in failed}
+    deadline = time.monotonic() + 60
+    while not ids & {r.metadata.id for r in prov._tasks()}:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"engine run {engine_run_id}: replay not taken within 60 s")
+        time.sleep(POLL_S)
+    return prov.follow(str(engine_run_id), state)
+
+
+def _reuse_old(log: RunLog, old_run_id: str, replayed: set[str]) -> _Mirror:
+    """Record the old run's finished stages outside `replayed` as reused; the mirror's start."""
+    state = _Mirror()
+    rows = [
+        r
+        for r in log.store.stage_runs(old_run_id)
+        if r["status"] == "done" and r["output"] and r["stage"] not in replayed
+    ]
+    log.pinned = {(r["stage"], r["track"]): r for r in rows}
+    for r in sorted(rows, key=lambda r: (_ORDER[r["stage"]], r["track"] or -1)):
+        name, track = r["stage"], r["track"]
+        out = log.try_reuse(name, track, dag.stage(name).build(log.pipe, state.outputs, track))
+        _put_output(state.outputs, name, track, out)
+        state.nodes[(name, track)] = node = _Node()
+        node.final = True
+    return state
 
 
 class _Mirror:

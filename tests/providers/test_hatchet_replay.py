@@ -1,0 +1,66 @@
+"""`reflector replay` of a failed Hatchet run: the engine re-runs only the failed task and
+its descendants, and the new run commits the transcript like any run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reflector_cli.config import load_settings
+from reflector_cli.orchestrate import process_recording
+from reflector_cli.providers import hatchet as hp
+from reflector_cli.replay import replay
+from reflector_cli.store.repo import Store
+
+
+@pytest.mark.hatchet
+@pytest.mark.slow
+def test_replay_without_force_reruns_only_the_failed_task_on_the_engine(
+    meeting: Path, tmp_path: Path, hatchet_client_env: dict[str, str], start_worker: Callable
+) -> None:
+    data = tmp_path / "data"
+    settings = load_settings(data_dir=data)
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    faulty = start_worker(data, REFLECTOR_TEST_FAIL="generate_title:5")
+    first = process_recording(str(meeting), settings, provider="hatchet")
+    assert not first.ok and first.run_id
+    faulty.stop()
+
+    healthy = start_worker(data)
+    res = replay(first.run_id, settings)
+    assert res.status == "ended", (res.error, healthy.tail())
+
+    store = Store(settings.db_path)
+    try:
+        old, new = store.run(first.run_id), store.run(res.new_run)
+        assert old is not None and new is not None
+        assert new["replay_of"] == old["id"] and new["status"] == "ended"
+        assert new["engine_run_id"] == old["engine_run_id"]
+        transcript = store.transcript(new["transcript_id"])
+        assert transcript is not None and transcript["status"] == "ended"
+        assert transcript["title"], "no title committed"
+        assert store.words(transcript["id"]), "no words committed"
+        rows = {(r["stage"], r["track"]): r for r in store.stage_runs(res.new_run)}
+        title = rows[("generate_title", None)]
+        assert title["status"] == "done" and not title["reused_from"] and title["attempts"] == 1
+        assert rows[("finalize", None)]["reused_from"] is None
+        tracks = [r for k, r in rows.items() if k[0] == "transcribe_track"]
+        assert len(tracks) == 3
+        assert all(r["reused_from"] == old["id"] for r in tracks), tracks
+        assert rows[("detect_topics", None)]["reused_from"] == old["id"]
+    finally:
+        store.close()
+
+    # The engine itself ran transcription once: its tasks were never replayed.
+    engine = {
+        (hp._task_name(r), (r.additional_metadata or {}).get("track")): r
+        for r in hp._list_tasks(hp.client(), first.run_id, since)
+    }
+    assert [engine[("transcribe_track", str(i))].retry_count for i in range(3)] == [0, 0, 0]
+    assert engine[("detect_topics", None)].retry_count == 0
+    assert engine[("generate_title", None)].retry_count > 0
+    assert "take transcribe_track" not in healthy.tail(100_000)
+    assert "take generate_title" in healthy.tail(100_000)
