@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
+from tests.providers import services
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "redis-local"
@@ -28,14 +28,10 @@ WORKER_CODE = (
 
 
 def unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"Redis unavailable under CI: {reason}")
-    pytest.skip(f"Redis unavailable: {reason}")
+    services.unavailable("Redis", reason)
 
 
-def parse_lines(text: str) -> dict[str, str]:
-    """`KEY=VALUE` lines, as printed by `redis-local start`."""
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
+parse_lines = services.parse_env
 
 
 def start_redis(state_dir: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ Without an engine the tests skip with the reason, except under CI=true where the
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.providers import services
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "hatchet-local"
 FIXTURE = ROOT / "fixtures" / "meeting"
@@ -30,24 +31,10 @@ WORKER_CODE = (
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"Hatchet engine unavailable under CI: {reason}")
-    pytest.skip(f"Hatchet engine unavailable: {reason}")
+    services.unavailable("Hatchet engine", reason)
 
 
-def parse_env(text: str) -> dict[str, str]:
-    """`export K=V` / `K=V` lines (shell-quoted values) as printed by `hatchet-local env`."""
-    env: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("export "):
-            line = line[len("export ") :]
-        if "=" not in line or line.startswith("#"):
-            continue
-        key, _, value = line.partition("=")
-        parts = shlex.split(value) if value else [""]
-        env[key.strip()] = parts[0] if parts else ""
-    return env
+parse_env = services.parse_env
 
 
 @pytest.fixture(scope="session")
