@@ -1,0 +1,220 @@
+"""`reflector process`: run recordings through the pipeline (or plan, or submit)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from reflector_cli.commands.base import (
+    DataDirOpt,
+    JsonOpt,
+    Provider,
+    app,
+    emit_json,
+    err,
+    out,
+    settings_from,
+)
+from reflector_cli.config import Settings
+
+# --------------------------------------------------------------------------- process
+
+
+@app.command()
+def process(
+    recordings: Annotated[
+        list[str],
+        typer.Argument(help="Folders of per-participant tracks (or Daily.co recording ids)."),
+    ],
+    provider: Annotated[
+        Provider | None,
+        typer.Option(help="Who runs the stages [default: $DURABLE_WORKFLOW_PROVIDER or local]."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute every stage.")] = False,
+    shadow: Annotated[
+        Provider | None,
+        typer.Option(
+            help="Also run on this provider as a shadow and store a comparison "
+            "[default: $DURABLE_WORKFLOW_SHADOW_MODE]. Never changes the transcript."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Path to a CTranslate2 whisper model directory.")
+    ] = None,
+    language: Annotated[str | None, typer.Option(help="Spoken language code.")] = None,
+    llm: Annotated[str | None, typer.Option(help="LLM backend for topics/title/summary.")] = None,
+    compute_type: Annotated[str | None, typer.Option(help="int8, int8_float32, float32…")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads per transcription.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Stages run in parallel (local).")] = None,
+    no_deliver: Annotated[
+        bool, typer.Option("--no-deliver", help="Skip Zulip and webhook delivery.")
+    ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="Hatchet only: submit and print the run id; `reflector runs show RUN` follows it.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Validate the input and show tracks, plan and LLM cost estimate; store nothing.",
+        ),
+    ] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Process recordings through every stage; finished work is reused unless --force."""
+    from reflector_cli.display import LiveDisplay
+    from reflector_cli.orchestrate import process_recording
+
+    settings = settings_from(
+        data_dir=data_dir,
+        model=model,
+        language=language,
+        llm=llm,
+        compute_type=compute_type,
+        cpu_threads=threads,
+        workers=workers,
+    )
+    if dry_run:
+        from reflector_cli.plan import dry_run_plan
+
+        plans = [dry_run_plan(source, settings) for source in recordings]
+        if as_json:
+            emit_json(plans[0] if len(plans) == 1 else plans)
+        else:
+            for p in plans:
+                _print_plan(p)
+        return
+    if no_wait:
+        _submit_no_wait(recordings, settings, provider, force, not no_deliver, as_json)
+        return
+    results: list[dict[str, Any]] = []
+    failed = False
+    for source in recordings:
+        show_live = not as_json and err.is_terminal
+        display = LiveDisplay(err) if show_live else None
+        if display:
+            display.__enter__()
+        try:
+            res = process_recording(
+                source,
+                settings,
+                provider=provider.value if provider else None,
+                force=force,
+                deliver=not no_deliver,
+                observer=display,
+                shadow=shadow.value if shadow else None,
+            )
+        finally:
+            if display:
+                display.__exit__(None, None, None)
+        results.append(res.view)
+        if res.shadow:
+            sh = res.shadow
+            verdict = {True: "agrees", False: "DIFFERS", None: "failed"}[sh["agree"]]
+            err.print(
+                f"shadow {sh['provider']} run {sh['run_id']}: {verdict}"
+                + (f" ({sh['error']})" if sh.get("error") else ""),
+                markup=False,
+            )
+        if not res.ok:
+            failed = True
+            err.print(
+                Text.assemble(
+                    ("error: ", "bold red"),
+                    f"{source}: stage {res.error_stage} failed: {' '.join(str(res.error).split())}",
+                ),
+                soft_wrap=True,
+                highlight=False,
+            )
+        elif not as_json:
+            _print_result(res.view, reused=res.reused, settings=settings)
+    if as_json:
+        emit_json(results[0] if len(results) == 1 else results)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _submit_no_wait(
+    recordings: list[str],
+    settings: Settings,
+    provider: Provider | None,
+    force: bool,
+    deliver: bool,
+    as_json: bool,
+) -> None:
+    if (provider.value if provider else settings.provider) != "hatchet":
+        raise typer.BadParameter("--no-wait needs the hatchet provider")
+    from reflector_cli.providers.hatchet import submit_run
+
+    runs = [
+        {"source": src, "run_id": submit_run(src, settings, force=force, deliver=deliver)}
+        for src in recordings
+    ]
+    if as_json:
+        emit_json(runs[0] if len(runs) == 1 else runs)
+    else:
+        for r in runs:
+            err.print(
+                f"submitted {r['source']} as run {r['run_id']}: reflector runs show {r['run_id']}",
+                markup=False,
+            )
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    table = Table(
+        "track",
+        "participant",
+        "offset (s)",
+        "duration (s)",
+        "consent",
+        title=f"{plan['source']} → {plan['transcript_id']} (dry run)",
+    )
+    for t in plan["tracks"]:
+        table.add_row(
+            t["file"],
+            t["name"],
+            f"{t['offset_s']:.2f}",
+            f"{t['duration_s']:.1f}",
+            "yes" if t["consent"] else "no",
+        )
+    out.print(table)
+    llm = plan["llm"]
+    usd = "unknown price" if llm.get("usd") is None else f"≈ ${llm['usd']:.4f}"
+    out.print(
+        f"meeting {plan['duration_s']:.1f} s · provider {plan['provider']} · "
+        f"~{plan['words_estimate']} words ({plan['words_source']})"
+    )
+    out.print(
+        f"LLM {llm['backend']}: {llm.get('calls', 0)} calls, "
+        f"~{llm.get('input_tokens', 0)} in / {llm.get('output_tokens', 0)} out tokens, {usd}"
+    )
+    for w in plan["warnings"]:
+        err.print(f"warning: {w}", markup=False)
+
+
+def _print_result(view: dict[str, Any], *, reused: bool, settings: Settings) -> None:
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    if reused:
+        t.add_row("note", "already processed: stored result (use --force to recompute)")
+    dur = view.get("duration_s") or 0.0
+    t.add_row("transcript", view["transcript_id"])
+    t.add_row("run", str(view["run_id"]))
+    t.add_row("status", view["status"])
+    t.add_row("title", str(view["title"]))
+    t.add_row("duration", f"{int(dur // 60)}:{dur % 60:04.1f}")
+    t.add_row("speakers", ", ".join(p["name"] for p in view["participants"]))
+    t.add_row("words", str(view["word_count"]))
+    t.add_row("topics", str(len(view["topics"])))
+    t.add_row("database", str(settings.db_path))
+    t.add_row("next", f"reflector export {view['transcript_id']} --format md")
+    err.print(t)
