@@ -528,6 +528,7 @@ class HatchetProvider:
     ) -> V1TaskStatus:
         """One look at the engine: record what changed since `state`; returns the run status."""
         status = self.hatchet.runs.get_status(engine_run_id)
+        state.run_over = status in _TERMINAL
         rows = self._tasks()
         if relay is not None:
             for r in rows:
@@ -627,6 +628,8 @@ class HatchetProvider:
             _put_output(outputs, name, track, out)
             node.final = True
         elif r.status in (V1TaskStatus.FAILED, V1TaskStatus.CANCELLED):
+            if r.status == V1TaskStatus.FAILED and retries < s.retries and not state.run_over:
+                return  # between attempts: the engine lists it FAILED until it retries
             err = _one_line(r.error_message or f"task {r.status.value.lower()}")
             self.log.failed(name, track, err, final=True)
             state.failures.append((name, err))
@@ -696,6 +699,7 @@ class _Mirror:
         self.nodes: dict[tuple[str, int | None], _Node] = {}
         self.outputs: dict[str, Any] = {}
         self.failures: list[tuple[str, str]] = []
+        self.run_over = False  # the engine run is terminal: a FAILED task won't be retried
 
 
 def _put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:
