@@ -20,7 +20,7 @@ from typing import Any
 
 from hatchet_sdk import Context, DurableContext, Hatchet, NonRetryableException
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from reflector_cli import dag
 from reflector_cli import models as m
@@ -616,8 +616,8 @@ class HatchetProvider:
             if node.logged % 2 == 0:
                 try:
                     inp = s.build(self.log.pipe, outputs, track)
-                except (KeyError, IndexError, TypeError, AttributeError):
-                    return  # a parent's output not seen yet: next poll
+                except (KeyError, IndexError, TypeError, AttributeError, ValidationError):
+                    return  # a parent's output not seen yet (e.g. a retried track): next poll
                 self.log.started(name, track, inp)
             else:
                 err = r.error_message or f"attempt {node.logged // 2 + 1} failed"
