@@ -13,15 +13,16 @@ from rich.text import Text
 
 import reflector_cli.commands  # noqa: F401  (registers every command)
 from reflector_cli.commands.base import app, err
-from reflector_cli.errors import ReflectorError
+from reflector_cli.errors import ReflectorError, one_line
 
 # --------------------------------------------------------------------------- entry point
 
 
 def _fail(message: str) -> None:
     """One line on stderr, exit 1: never a traceback for a problem the user can fix."""
-    one_line = " ".join(message.split())
-    err.print(Text.assemble(("error: ", "bold red"), one_line), soft_wrap=True, highlight=False)
+    err.print(
+        Text.assemble(("error: ", "bold red"), one_line(message)), soft_wrap=True, highlight=False
+    )
     sys.exit(1)
 
 

@@ -21,3 +21,8 @@ class PermanentStageError(UserError):
 
 class ConfigError(UserError):
     """A setting is missing or malformed."""
+
+
+def one_line(text: object) -> str:
+    """`text` with every run of whitespace (newlines included) folded to one space."""
+    return " ".join(str(text).split())

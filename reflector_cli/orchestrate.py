@@ -14,7 +14,7 @@ from typing import Any
 
 from reflector_cli import models as m
 from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
+from reflector_cli.errors import UserError, one_line
 from reflector_cli.pipeline import EventSink, Observer, new_run_id, prepare_input, result_view
 from reflector_cli.runlog import RunLog
 from reflector_cli.store.repo import Store
@@ -138,7 +138,7 @@ def _run_shadow(
             "provider": shadow,
             "run_id": None,
             "agree": None,
-            "error": " ".join(f"{type(exc).__name__}: {exc}".split()),
+            "error": one_line(f"{type(exc).__name__}: {exc}"),
         }
 
 

@@ -19,6 +19,7 @@ from reflector_cli.commands.base import (
     settings_from,
 )
 from reflector_cli.config import Settings
+from reflector_cli.errors import one_line
 
 # --------------------------------------------------------------------------- process
 
@@ -129,7 +130,7 @@ def process(
             err.print(
                 Text.assemble(
                     ("error: ", "bold red"),
-                    f"{source}: stage {res.error_stage} failed: {' '.join(str(res.error).split())}",
+                    f"{source}: stage {res.error_stage} failed: {one_line(res.error)}",
                 ),
                 soft_wrap=True,
                 highlight=False,

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import av
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reflector_cli.errors import UserError
+from reflector_cli.errors import UserError, one_line
 
 AUDIO_EXTENSIONS = frozenset(
     {".webm", ".ogg", ".opus", ".wav", ".mp3", ".m4a", ".flac", ".mka", ".mp4"}
@@ -98,10 +98,6 @@ def parse_daily_name(name: str) -> DailyName | None:
     )
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def _is_candidate(p: Path) -> bool:
     if not p.is_file() or p.name.startswith(".") or p.name == MANIFEST:
         return False
@@ -137,7 +133,7 @@ def probe_audio(path: Path) -> Probe:
         container = av.open(str(path))
     except av.FFmpegError as e:
         raise UserError(
-            f"{path}: unreadable or corrupt container ({_one_line(e.strerror)})"
+            f"{path}: unreadable or corrupt container ({one_line(e.strerror)})"
         ) from None
     with container:
         if not container.streams.audio:
@@ -169,7 +165,7 @@ def probe_audio(path: Path) -> Probe:
                 end = stop if end is None else max(end, stop)
         except av.FFmpegError as e:
             if not decoded:
-                raise UserError(f"{path}: corrupt audio data ({_one_line(e.strerror)})") from None
+                raise UserError(f"{path}: corrupt audio data ({one_line(e.strerror)})") from None
             # A truncated tail (crashed recorder) still leaves usable audio before it.
         if not decoded:
             raise UserError(f"{path}: no decodable audio frame")
@@ -186,13 +182,13 @@ def _load_manifest(folder: Path) -> Manifest | None:
     try:
         raw = json.loads(mpath.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{mpath}: invalid JSON ({_one_line(e)})") from None
+        raise UserError(f"{mpath}: invalid JSON ({one_line(e)})") from None
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "top level"
-        raise UserError(f"{mpath}: {where}: {_one_line(err['msg'])}") from None
+        raise UserError(f"{mpath}: {where}: {one_line(err['msg'])}") from None
     seen: set[str] = set()
     for p in manifest.participants:
         # Plain names only: the content hash and the raw keys cover the folder's top level.

@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from reflector_cli.context import StageContext
-from reflector_cli.errors import UserError
+from reflector_cli.errors import UserError, one_line
 from reflector_cli.models import (
     MixdownIn,
     MixdownOut,
@@ -42,10 +42,6 @@ _DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64}
 _DTYPES |= {"flt": np.float32, "dbl": np.float64}
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 @contextlib.contextmanager
 def _open_audio(
     path: Path, label: str
@@ -55,7 +51,7 @@ def _open_audio(
         container = av.open(str(path))
     except av.FFmpegError as e:
         raise UserError(
-            f"{label}: unreadable or corrupt container ({_one_line(e.strerror)})"
+            f"{label}: unreadable or corrupt container ({one_line(e.strerror)})"
         ) from None
     with container:
         if not container.streams.audio:
@@ -184,7 +180,7 @@ def pad_track(inp: PadTrackIn, ctx: StageContext) -> PadTrackOut:
                         next_report += PROGRESS_EVERY_S
             except av.FFmpegError as e:
                 raise UserError(
-                    f"{track.source_name}: corrupt audio data ({_one_line(e.strerror)})"
+                    f"{track.source_name}: corrupt audio data ({one_line(e.strerror)})"
                 ) from None
             writer.flush()
             if writer.written == offset:
