@@ -292,6 +292,9 @@ STAGES: tuple[Stage, ...] = (
     ),
 )
 
+# What a worker process loads once before its first task (heavy, per-process state).
+WORKER_WARMUP = "reflector_cli.stages.asr:warm"
+
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 

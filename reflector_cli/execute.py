@@ -8,10 +8,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from reflector_cli import dag
 from reflector_cli.config import Settings
 from reflector_cli.context import EmitFn, StageContext, _drop
 from reflector_cli.dag import stage
+from reflector_cli.models import AsrOptions
 from reflector_cli.storage import open_storage
+
+
+def asr_options(settings: Settings) -> AsrOptions:
+    """The transcription options a run (or a worker warming up) gets from settings."""
+    return AsrOptions(
+        model=settings.model,
+        language=settings.language,
+        compute_type=settings.compute_type,
+        cpu_threads=settings.cpu_threads,
+        vad=settings.vad,
+    )
+
+
+def warm_up(asr: AsrOptions) -> None:
+    """Load per-process stage state (the DAG's WORKER_WARMUP) before the first task."""
+    dag.resolve_hook(dag.WORKER_WARMUP)(asr)
 
 
 class InjectedFault(RuntimeError):

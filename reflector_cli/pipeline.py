@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
+from reflector_cli.execute import asr_options
 from reflector_cli.llm import default_backend_name
 from reflector_cli.storage import open_storage
 from reflector_cli.store.repo import Store
@@ -58,13 +59,7 @@ def prepare_input(source: str, settings: Settings) -> m.PipelineInput:
         transcript_id=transcript_id_for(recording_id),
         source_kind=kind,
         source=ref,
-        asr=m.AsrOptions(
-            model=settings.model,
-            language=settings.language,
-            compute_type=settings.compute_type,
-            cpu_threads=settings.cpu_threads,
-            vad=settings.vad,
-        ),
+        asr=asr_options(settings),
         llm=default_backend_name(settings),
         llm_model=settings.llm_model,
         include_screen_audio=settings.include_screen_audio,

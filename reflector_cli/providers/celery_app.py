@@ -31,7 +31,7 @@ from reflector_cli import dag
 from reflector_cli import models as m
 from reflector_cli.config import Settings, load_settings
 from reflector_cli.errors import UserError
-from reflector_cli.execute import run_stage
+from reflector_cli.execute import asr_options, run_stage, warm_up
 from reflector_cli.providers.local import LocalProvider, Node, RunOutcome, _State
 from reflector_cli.runlog import RunLog, short_error
 
@@ -175,13 +175,7 @@ def _warm_model(**_: Any) -> None:
     """Load the whisper model once per worker process, before its first transcription."""
     settings = worker_settings()
     try:
-        from reflector_cli.stages.asr import _model_ref, load_model
-
-        load_model(
-            _model_ref(m.AsrOptions(model=settings.model)),
-            settings.compute_type,
-            settings.cpu_threads,
-        )
+        warm_up(asr_options(settings))
     except Exception as exc:  # noqa: BLE001 - the stage reports a bad model properly later
         log.warning("whisper model not preloaded: %s", exc)
 

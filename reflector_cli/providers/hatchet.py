@@ -26,7 +26,7 @@ from reflector_cli import dag
 from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
-from reflector_cli.execute import run_stage
+from reflector_cli.execute import asr_options, run_stage, warm_up
 from reflector_cli.providers.local import RunOutcome
 from reflector_cli.runlog import RunLog
 from reflector_cli.store.repo import Store
@@ -325,10 +325,8 @@ def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, settings: Settin
 def run_worker(settings: Settings, slots: int = 1, name: str = "reflector-worker") -> None:
     """Register both workflows and process tasks until stopped (blocks; main thread only)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from reflector_cli.stages.asr import load_model
-
     t0 = time.monotonic()
-    load_model(settings.model, settings.compute_type, settings.cpu_threads)
+    warm_up(asr_options(settings))
     log.info("whisper model %s loaded in %.1fs", settings.model, time.monotonic() - t0)
     hatchet = client()
     cfg = hatchet.config

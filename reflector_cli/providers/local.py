@@ -27,7 +27,7 @@ from reflector_cli import dag
 from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
-from reflector_cli.execute import run_stage
+from reflector_cli.execute import run_stage, warm_up
 from reflector_cli.runlog import RunLog, short_error
 
 Node = tuple[str, int | None]
@@ -38,13 +38,6 @@ _events: Any = None  # the worker side of the event queue (set by the pool initi
 def _init_worker(events: Any) -> None:
     global _events
     _events = events
-
-
-def _warm(asr: m.AsrOptions) -> None:
-    """Load the whisper model in a fresh worker while the first stages run elsewhere."""
-    from reflector_cli.stages.asr import _model_ref, load_model
-
-    load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
 
 
 def _pool_task(
@@ -149,7 +142,7 @@ class LocalProvider:
             return
         pool = self._pool_for()
         for _ in range(self.settings.workers):
-            pool.submit(_warm, self.log.pipe.asr)
+            pool.submit(warm_up, self.log.pipe.asr)
 
     def _drain_events(self) -> None:
         for source in (self._events, self._thread_events):

@@ -47,6 +47,11 @@ def load_model(model: str, compute_type: str, cpu_threads: int) -> Any:
         )
 
 
+def warm(asr: AsrOptions) -> None:
+    """Load the model this process will transcribe with, ahead of the first track."""
+    load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
+
+
 def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
     asr = inp.asr
     model = load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
