@@ -39,6 +39,8 @@ RUN_KEY = "reflector_run"  # additional-metadata key tying every task of a run t
 # Time a task may wait for a free worker: long, so a restarted worker still picks it up.
 SCHEDULE_TIMEOUT = timedelta(hours=12)
 POLL_S = 0.2
+# How long a terminal task listing may disagree with the core run details before the core wins.
+LISTING_LAG_S = 30.0
 PROGRESS_EVERY_S = 0.5
 # Engine slots per heavy slot. The engine's scheduler sees slots a task frees only at its next
 # slot refresh (about once a second), so a worker whose engine slots are all taken makes every
@@ -525,7 +527,7 @@ class HatchetProvider:
         self, engine_run_id: str, state: _Mirror, relay: _StreamRelay | None = None
     ) -> V1TaskStatus:
         """One look at the engine: record what changed since `state`; returns the run status."""
-        status = self.hatchet.runs.get_status(engine_run_id)
+        status = self._settled_status(engine_run_id, state)
         state.run_over = status in _TERMINAL
         rows = self._tasks()
         if relay is not None:
@@ -535,6 +537,30 @@ class HatchetProvider:
         if relay is not None:
             self._forward(relay)
         return status
+
+    def _settled_status(self, engine_run_id: str, state: _Mirror) -> V1TaskStatus:
+        """The run's status, terminal only once the engine's own bookkeeping agrees.
+
+        The listing (the engine's analytics tables) marks a task FAILED when the engine could
+        not deliver it to a worker (e.g. one just killed) and then re-sends it; for a moment
+        the whole run reads FAILED. The run details come from the engine's core tables, where
+        that task is queued again, so a terminal listing counts only when they say done too
+        and agree on the status (a lagging listing gets LISTING_LAG_S to catch up).
+        """
+        listed = self.hatchet.runs.get_status(engine_run_id)
+        if listed not in _TERMINAL:
+            state.disagree_since = None
+            return listed
+        details = self.hatchet.runs.get_details(engine_run_id)
+        core = details.status.to_v1_task_status() if details.done else None
+        if core == listed:
+            state.disagree_since = None
+            return listed
+        now = time.monotonic()
+        state.disagree_since = state.disagree_since or now
+        if core in _TERMINAL and now - state.disagree_since > LISTING_LAG_S:
+            return core
+        return V1TaskStatus.RUNNING
 
     def outcome(self, engine_run_id: str, status: V1TaskStatus, state: _Mirror) -> RunOutcome:
         fatal = [(n, e) for n, e in state.failures if dag.stage(n).critical]
@@ -626,8 +652,11 @@ class HatchetProvider:
             _put_output(outputs, name, track, out)
             node.final = True
         elif r.status in (V1TaskStatus.FAILED, V1TaskStatus.CANCELLED):
-            if r.status == V1TaskStatus.FAILED and retries < s.retries and not state.run_over:
-                return  # between attempts: the engine lists it FAILED until it retries
+            # Until the run is over a FAILED listing may be followed by another attempt: the
+            # engine lists it between retries, and after a failed delivery to a worker, which
+            # it re-sends (bumping retry_count) without spending the stage's retries.
+            if not state.run_over:
+                return
             err = _one_line(r.error_message or f"task {r.status.value.lower()}")
             self.log.failed(name, track, err, final=True)
             state.failures.append((name, err))
@@ -698,6 +727,7 @@ class _Mirror:
         self.outputs: dict[str, Any] = {}
         self.failures: list[tuple[str, str]] = []
         self.run_over = False  # the engine run is terminal: a FAILED task won't be retried
+        self.disagree_since: float | None = None  # listing terminal, core tables not (yet)
 
 
 def _put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:
