@@ -50,6 +50,29 @@ def _run_rows(data_dir: Path, run_id: str) -> tuple[dict[str, Any], list[dict[st
         store.close()
 
 
+class _Background(threading.Thread):
+    """`reflector process --provider hatchet` on a thread, so a test can kill workers meanwhile."""
+
+    def __init__(self, meeting: Path, data_dir: Path) -> None:
+        super().__init__(daemon=True)
+        self.meeting, self.data_dir = meeting, data_dir
+        self.box: dict[str, Any] = {}
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.box["res"] = _process(self.meeting, self.data_dir, "hatchet")
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            self.box["exc"] = exc
+
+    def result(self, worker_tail: Callable[[], str]) -> ProcessResult:
+        self.join(timeout=600)
+        assert not self.is_alive(), f"run did not finish:\n{worker_tail()}"
+        if "exc" in self.box:
+            raise self.box["exc"]
+        return self.box["res"]
+
+
 @pytest.mark.hatchet
 @pytest.mark.slow
 def test_hatchet_gives_the_same_transcript_as_local(
@@ -103,29 +126,16 @@ def test_worker_killed_mid_transcription_then_restarted_finishes(
 ) -> None:
     data = tmp_path / "data"
     first = start_worker(data, slots=1)
-    box: dict[str, Any] = {}
-
-    def submit() -> None:
-        try:
-            box["res"] = _process(meeting, data, "hatchet")
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            box["exc"] = exc
-
-    runner = threading.Thread(target=submit, daemon=True)
-    runner.start()
+    runner = _Background(meeting, data)
     deadline = time.monotonic() + 180
     while "take transcribe_track" not in first.tail(100_000):
         assert time.monotonic() < deadline, f"transcription never started:\n{first.tail()}"
-        assert runner.is_alive(), box
+        assert runner.is_alive(), runner.box
         time.sleep(0.2)
     first.kill()
     assert "done transcribe_track" not in first.tail(100_000), "finished before the kill"
     second = start_worker(data, slots=1)
-    runner.join(timeout=600)
-    assert not runner.is_alive(), f"run did not finish:\n{second.tail()}"
-    if "exc" in box:
-        raise box["exc"]
-    res: ProcessResult = box["res"]
+    res = runner.result(second.tail)
     assert res.ok, f"{res.error}\n{second.tail()}"
     assert res.view["word_count"] > 0
     assert "take transcribe_track" in second.tail(100_000)
@@ -145,23 +155,10 @@ def test_a_task_sent_to_a_just_killed_worker_is_resent_and_the_run_ends_ok(
     """
     data = tmp_path / "data"
     start_worker(data, slots=1).kill()
-    box: dict[str, Any] = {}
-
-    def submit() -> None:
-        try:
-            box["res"] = _process(meeting, data, "hatchet")
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            box["exc"] = exc
-
-    runner = threading.Thread(target=submit, daemon=True)
-    runner.start()
+    runner = _Background(meeting, data)
     time.sleep(8)  # offered to the dead worker until its heartbeat is stale, then waits
     start_worker(data, slots=1)
-    runner.join(timeout=600)
-    assert not runner.is_alive(), "run did not finish"
-    if "exc" in box:
-        raise box["exc"]
-    res: ProcessResult = box["res"]
+    res = runner.result(lambda: "")
     assert res.ok, res.error
     run, stages = _run_rows(data, res.run_id or "")
     assert run["status"] == "ended"
