@@ -43,7 +43,16 @@ def main(folder: Path, data: Path) -> None:
     outputs["mixdown_tracks"] = run("mixdown_tracks")
     outputs["generate_waveform"] = run("generate_waveform")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"stages": times, "peak_rss_mb": peak_kb / 1024, "tracks": n}))
+    pads = outputs["pad_track"]
+    report = {
+        "stages": times,
+        "peak_rss_mb": peak_kb / 1024,
+        "tracks": n,
+        "meeting_s": max(p.duration_s for p in pads),
+        # What the stages actually decode: every track's own audio, without its join offset.
+        "track_audio_s": sum(p.duration_s - p.offset_s for p in pads),
+    }
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

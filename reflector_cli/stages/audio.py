@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -35,6 +37,7 @@ GAP_TOLERANCE_S = 0.01
 MIX_HEADROOM = 0.98
 MP3_BITRATE = 64000
 MP3_QUALITY = "7"
+MP3_RATE = 32000
 WAVEFORM_POINTS = 255
 PROGRESS_EVERY_S = 60.0
 
@@ -83,7 +86,7 @@ def _decode_filled(
     container: av.container.InputContainer, stream: av.AudioStream, stats: _GapStats
 ) -> Iterator[np.ndarray]:
     """Decoded audio as 48 kHz mono float32 chunks, with timestamp gaps filled by silence."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    resampler = _Converter()
     start: float | None = None
     consumed_s = 0.0  # input audio (incl. inserted silence) fed to the resampler so far
     try:
@@ -105,17 +108,51 @@ def _decode_filled(
                         while remaining > 0:  # bounded chunks: a muted hour is not one array
                             n = min(remaining, frame.sample_rate)
                             remaining -= n
-                            for f in resampler.resample(_silence_like(frame, n)):
-                                yield f.to_ndarray()[0]
+                            yield from resampler.convert(frame, n)
                 consumed_s += frame.samples / frame.sample_rate
-                for f in resampler.resample(frame):
-                    yield f.to_ndarray()[0]
+                yield from resampler.convert(frame)
     except av.FFmpegError:
         if start is None:
             raise
         # A truncated tail (a recorder that crashed) keeps the audio decoded before it.
-    for f in resampler.resample(None):
-        yield f.to_ndarray()[0]
+    yield from resampler.flush()
+
+
+class _Converter:
+    """Decoded frames to 48 kHz mono float32: numpy for frames already in that shape (Opus
+    tracks from Daily.co are), FFmpeg's resampler for anything else.
+
+    The shortcut saves ~0.4 s per 10 minutes of Opus (the resampler's per-frame cost on
+    20 ms frames). Once a frame needs the resampler, every later one goes through it too,
+    so its internal delay never reorders audio.
+    """
+
+    def __init__(self) -> None:
+        self.resampler: av.AudioResampler | None = None
+
+    def convert(self, frame: av.AudioFrame, silence: int = 0) -> Iterator[np.ndarray]:
+        """`frame` converted; with `silence`, that many silent samples in its format instead."""
+        if self.resampler is None and _is_target(frame):
+            yield np.zeros(silence, np.float32) if silence else frame.to_ndarray().reshape(-1)
+            return
+        if self.resampler is None:
+            self.resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        src = _silence_like(frame, silence) if silence else frame
+        for f in self.resampler.resample(src):
+            yield f.to_ndarray()[0]
+
+    def flush(self) -> Iterator[np.ndarray]:
+        if self.resampler is not None:
+            for f in self.resampler.resample(None):
+                yield f.to_ndarray()[0]
+
+
+def _is_target(frame: av.AudioFrame) -> bool:
+    return (
+        frame.sample_rate == SAMPLE_RATE
+        and frame.layout.nb_channels == 1
+        and frame.format.name in ("flt", "fltp")
+    )
 
 
 class _BlockWriter:
@@ -302,40 +339,63 @@ def mixdown_tracks(inp: MixdownIn, ctx: StageContext) -> MixdownOut:
     if not inp.tracks:
         raise UserError(f"recording {inp.recording_id}: no tracks to mix")
     key = ctx.key(inp.recording_id, "mixdown.mp3")
+    expected_s = max(t.duration_s for t in inp.tracks)
     with contextlib.ExitStack() as stack:
         paths = [(stack.enter_context(ctx.storage.local_path(t.key)), t.key) for t in inp.tracks]
-        expected_s = max(t.duration_s for t in inp.tracks)
-        # Pass 1: the peak of the sum, so pass 2 can scale without clipping.
-        peak = 0.0
+        # Normalising needs the peak of the whole sum before the first frame is encoded.
+        # The sum goes to a raw float32 spool on disk (bounded memory, ~0.7 GB per hour), so
+        # the tracks are decoded once rather than once for the peak and again to encode.
+        spool = stack.enter_context(tempfile.TemporaryFile(prefix="reflector-mix-"))
+        peak, samples = 0.0, 0
         for mix in _mix_blocks(paths):
             peak = max(peak, float(np.max(np.abs(mix))))
+            spool.write(mix.tobytes())
+            samples += len(mix)
         gain = min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
-        samples = 0
+        spool.seek(0)
         with ctx.storage.writer(key, suffix=".mp3") as tmp, av.open(str(tmp), "w", "mp3") as out:
-            stream = out.add_stream("libmp3lame", rate=SAMPLE_RATE)
-            stream.layout = "mono"
-            stream.bit_rate = MP3_BITRATE
-            # LAME quality 7 halves encoding time (encoding dominates this stage) and is
-            # transparent enough for speech at 64 kb/s.
-            stream.codec_context.options = {"compression_level": MP3_QUALITY}
-            next_report = PROGRESS_EVERY_S
-            for mix in _mix_blocks(paths):
-                data = np.clip(mix * np.float32(gain), -1.0, 1.0)[None, :]
-                frame = av.AudioFrame.from_ndarray(data, format="flt", layout="mono")
-                frame.sample_rate = SAMPLE_RATE
-                frame.pts = samples
-                samples += data.shape[1]
-                out.mux(stream.encode(frame))
-                if samples / SAMPLE_RATE >= next_report:
-                    ctx.progress(round(samples / SAMPLE_RATE, 1), round(expected_s, 1))
-                    next_report += PROGRESS_EVERY_S
-            out.mux(stream.encode(None))
+            _encode_mp3(out, _spooled_blocks(spool, gain), ctx, expected_s)
     return MixdownOut(
         key=key,
         duration_s=samples / SAMPLE_RATE,
         tracks_mixed=len(inp.tracks),
         peak_gain=round(gain, 6),
     )
+
+
+def _spooled_blocks(spool: BinaryIO, gain: float) -> Iterator[np.ndarray]:
+    while chunk := spool.read(BLOCK * 4):
+        yield np.clip(np.frombuffer(chunk, dtype=np.float32) * np.float32(gain), -1.0, 1.0)
+
+
+def _encode_mp3(
+    out: av.container.OutputContainer,
+    blocks: Iterator[np.ndarray],
+    ctx: StageContext,
+    expected_s: float,
+) -> None:
+    """Encode 48 kHz mono float blocks as MP3 at MP3_RATE, reporting progress each minute."""
+    stream = out.add_stream("libmp3lame", rate=MP3_RATE)
+    stream.layout = "mono"
+    stream.bit_rate = MP3_BITRATE
+    # LAME quality 7 halves encoding time (encoding dominates this stage) and is
+    # transparent enough for speech at 64 kb/s.
+    stream.codec_context.options = {"compression_level": MP3_QUALITY}
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=MP3_RATE)
+    samples, next_report = 0, PROGRESS_EVERY_S
+    for data in blocks:
+        frame = av.AudioFrame.from_ndarray(data[None, :], format="flt", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = samples
+        samples += len(data)
+        for f in resampler.resample(frame):
+            out.mux(stream.encode(f))
+        if samples / SAMPLE_RATE >= next_report:
+            ctx.progress(round(samples / SAMPLE_RATE, 1), round(expected_s, 1))
+            next_report += PROGRESS_EVERY_S
+    for f in resampler.resample(None):
+        out.mux(stream.encode(f))
+    out.mux(stream.encode(None))
 
 
 def generate_waveform(inp: WaveformIn, ctx: StageContext) -> WaveformOut:

@@ -95,7 +95,7 @@ def test_pad_rejects_corrupt_and_video_only(
     assert not ctx.storage.exists(f"{RID}/padded/track-0.flac")
 
 
-def test_mixdown_is_mono_48k_mp3_without_clipping(
+def test_mixdown_is_mono_32k_mp3_without_clipping(
     tmp_path: Path,
     ctx: StageContext,
     make_track: Callable[..., Any],
@@ -131,7 +131,7 @@ def test_mixdown_is_mono_48k_mp3_without_clipping(
         assert (c_.format.name, s.codec_context.name, s.rate, s.channels) == (
             "mp3",
             "mp3float",
-            48000,
+            32000,
             1,
         )
         assert 56000 <= (s.bit_rate or 64000) <= 72000
