@@ -324,9 +324,7 @@ class CeleryProvider(LocalProvider):
                     self._finish_result(res, st)  # type: ignore[arg-type]
         finally:
             self.close()
-        if st.fatal:
-            return RunOutcome("error", st.fatal[0], st.fatal[1], st.outputs)
-        return RunOutcome("ended", outputs=st.outputs)
+        return st.outcome()
 
     def close(self) -> None:
         try:

@@ -67,6 +67,11 @@ class _State:
     n_tracks: int | None = None
     fatal: tuple[str, str] | None = None
 
+    def outcome(self) -> RunOutcome:
+        if self.fatal:
+            return RunOutcome("error", self.fatal[0], self.fatal[1], self.outputs)
+        return RunOutcome("ended", outputs=self.outputs)
+
 
 class LocalProvider:
     name = "local"
@@ -265,9 +270,7 @@ class LocalProvider:
                 self._drain_events()
         finally:
             self.close()
-        if st.fatal:
-            return RunOutcome("error", st.fatal[0], st.fatal[1], st.outputs)
-        return RunOutcome("ended", outputs=st.outputs)
+        return st.outcome()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 import av
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reflector_cli.audio_io import open_audio
 from reflector_cli.errors import UserError, one_line
 
 AUDIO_EXTENSIONS = frozenset(
@@ -129,17 +130,7 @@ def probe_audio(path: Path) -> Probe:
     """
     if path.stat().st_size == 0:
         raise UserError(f"{path}: zero-length file")
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as e:
-        raise UserError(
-            f"{path}: unreadable or corrupt container ({one_line(e.strerror)})"
-        ) from None
-    with container:
-        if not container.streams.audio:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
-            raise UserError(f"{path}: no audio stream (streams: {', '.join(kinds)})")
-        stream = container.streams.audio[0]
+    with open_audio(path, str(path)) as (container, stream):
         tb = float(stream.time_base) if stream.time_base else 0.0
         first: int | None = None
         end: int | None = None

@@ -19,6 +19,7 @@ import av
 import numpy as np
 import soundfile as sf
 
+from reflector_cli.audio_io import open_audio
 from reflector_cli.context import StageContext
 from reflector_cli.errors import UserError, one_line
 from reflector_cli.models import (
@@ -43,23 +44,6 @@ PROGRESS_EVERY_S = 60.0
 
 _DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64}
 _DTYPES |= {"flt": np.float32, "dbl": np.float64}
-
-
-@contextlib.contextmanager
-def _open_audio(
-    path: Path, label: str
-) -> Iterator[tuple[av.container.InputContainer, av.AudioStream]]:
-    """Open a container and its first audio stream; bad input becomes a one-line UserError."""
-    try:
-        container = av.open(str(path))
-    except av.FFmpegError as e:
-        raise UserError(
-            f"{label}: unreadable or corrupt container ({one_line(e.strerror)})"
-        ) from None
-    with container:
-        if not container.streams.audio:
-            raise UserError(f"{label}: no audio stream")
-        yield container, container.streams.audio[0]
 
 
 def _silence_like(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
@@ -196,7 +180,7 @@ def pad_track(inp: PadTrackIn, ctx: StageContext) -> PadTrackOut:
     stats = _GapStats()
     with (
         ctx.storage.local_path(track.key) as src,
-        _open_audio(src, track.source_name) as (container, stream),
+        open_audio(src, track.source_name) as (container, stream),
     ):
         total_s = (container.duration or 0) / 1_000_000
         with (
@@ -247,7 +231,7 @@ def _read_blocks(path: Path, label: str, block: int = BLOCK) -> Iterator[np.ndar
                     for i in range(0, len(data), block):
                         yield data[i : i + block]
                 return
-    with _open_audio(path, label) as (container, stream):
+    with open_audio(path, label) as (container, stream):
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         fifo = av.AudioFifo()
 
