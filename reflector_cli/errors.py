@@ -23,6 +23,11 @@ class ConfigError(UserError):
     """A setting is missing or malformed."""
 
 
+class ServiceUnavailable(ReflectorError):
+    """An outside service stayed unreachable through every retry: transient (providers retry
+    the stage), and on the command line one line, exit 1, like any failed run."""
+
+
 def one_line(text: object) -> str:
     """`text` with every run of whitespace (newlines included) folded to one space."""
     return " ".join(str(text).split())

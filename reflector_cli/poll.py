@@ -4,76 +4,51 @@ one exactly once through the same claim table the webhook uses."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
-from typing import Any
 
-import httpx
+from pydantic import ValidationError
 
 from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
+from reflector_cli.errors import PermanentStageError
+from reflector_cli.sources.daily import (
+    PAGE_SIZE,
+    DailyApiError,
+    DailyClient,
+    DailyRecording,
+    client_from_settings,
+)
 from reflector_cli.store.repo import Store
 from reflector_cli.triggers import Trigger, Triggers, fire, subprocess_trigger, valid_recording_id
 
 log = logging.getLogger("reflector.poll")
 
-DEFAULT_API_URL = "https://api.daily.co/v1"
-PAGE = 100  # Daily's maximum page size for GET /recordings
-
-
-def _daily_api(settings: Settings) -> tuple[str, str]:
-    # Until the Daily source lands its settings, fall back to the environment variables.
-    url = getattr(settings, "daily_api_url", None) or os.environ.get("DAILY_API_URL")
-    key = getattr(settings, "daily_api_key", None) or os.environ.get("DAILY_API_KEY")
-    if key is not None and hasattr(key, "get_secret_value"):
-        key = key.get_secret_value()
-    if not key:
-        raise UserError("DAILY_API_KEY is not set: `reflector poll` needs the Daily REST API")
-    return str(url or DEFAULT_API_URL).rstrip("/"), str(key)
-
 
 def list_recordings(
-    api_url: str,
-    api_key: str,
+    daily: DailyClient,
     *,
     known: Callable[[str], bool] = lambda _id: False,
     max_pages: int = 10,
-    client: httpx.Client | None = None,
-) -> list[dict[str, Any]]:
+) -> list[DailyRecording]:
     """Recordings newest first, paging back with `starting_after` until a short page, a page
-    whose ids are all `known` (older ones were seen by an earlier poll), or `max_pages`."""
-    own = client is None
-    http = client or httpx.Client(timeout=30)
-    out: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"limit": PAGE}
-    try:
-        for _ in range(max_pages):
-            resp = http.get(
-                f"{api_url}/recordings",
-                params=params,
-                headers={"Authorization": f"Bearer {api_key}"},
-            )
-            if resp.status_code in (401, 403):
-                raise UserError(f"Daily API {api_url}: bad API key (HTTP {resp.status_code})")
-            resp.raise_for_status()
-            page = resp.json().get("data") or []
-            out.extend(page)
-            if len(page) < PAGE or all(known(str(r.get("id"))) for r in page):
-                break
-            params["starting_after"] = page[-1]["id"]
-    finally:
-        if own:
-            http.close()
+    whose ids are all `known` (older ones were seen by an earlier poll), or `max_pages`.
+    The client retries 429 (honouring Retry-After), 5xx and network errors with backoff."""
+    out: list[DailyRecording] = []
+    after: str | None = None
+    for _ in range(max_pages):
+        page = daily.list_recordings(PAGE_SIZE, after)
+        out.extend(page)
+        if len(page) < PAGE_SIZE or all(known(r.id) for r in page):
+            break
+        after = page[-1].id
     return out
 
 
-def is_finished_raw_tracks(rec: dict[str, Any]) -> bool:
+def is_finished_raw_tracks(rec: DailyRecording) -> bool:
     """Daily's list leaves `type` null, so raw-tracks is inferred from a non-empty track list."""
-    if rec.get("status") != "finished" or rec.get("duration") is None:
+    if rec.status != "finished" or rec.duration is None:
         return False
-    kind = rec.get("type")
-    return kind == "raw-tracks" or (kind is None and bool(rec.get("tracks")))
+    return rec.type == "raw-tracks" or (rec.type is None and bool(rec.tracks))
 
 
 def poll_once(
@@ -81,23 +56,19 @@ def poll_once(
     trigger: Trigger,
     *,
     max_running: int | None = 2,
-    client: httpx.Client | None = None,
+    daily: DailyClient | None = None,
 ) -> list[str]:
     """One discovery pass; returns the recording ids started, oldest first.
 
     `max_running` caps runs started by triggers that are still alive, so a first poll over a
     long history doesn't launch every recording at once; the rest wait for the next pass."""
-    api_url, api_key = _daily_api(settings)
+    client = daily or client_from_settings(settings, "reflector poll")
     store = Store(settings.db_path)
     try:
         book = Triggers(store)
-        recs = list_recordings(
-            api_url, api_key, known=lambda rid: book.get(rid) is not None, client=client
-        )
-        ready = [
-            r for r in recs if is_finished_raw_tracks(r) and valid_recording_id(str(r.get("id")))
-        ]
-        ready.sort(key=lambda r: (r.get("start_ts") or 0, str(r["id"])))
+        recs = list_recordings(client, known=lambda rid: book.get(rid) is not None)
+        ready = [r for r in recs if is_finished_raw_tracks(r) and valid_recording_id(r.id)]
+        ready.sort(key=lambda r: (r.start_ts or 0, r.id))
         room = None if max_running is None else max(0, max_running - book.running())
         started: list[str] = []
         for rec in ready:
@@ -105,11 +76,13 @@ def poll_once(
                 log.info("cap of %d running reached; the rest wait for the next pass", room)
                 break
             # The claim decides: unseen, or failed and due for a (bounded) retry.
-            if fire(store, str(rec["id"]), "poll", trigger):
-                started.append(str(rec["id"]))
+            if fire(store, rec.id, "poll", trigger):
+                started.append(rec.id)
         return started
     finally:
         store.close()
+        if daily is None:
+            client.close()
 
 
 def poll(
@@ -119,7 +92,7 @@ def poll(
     *,
     trigger: Trigger | None = None,
     max_running: int | None = 2,
-    client: httpx.Client | None = None,
+    daily: DailyClient | None = None,
 ) -> list[str]:
     """Poll until interrupted (or one pass with `once`); returns the ids started.
 
@@ -131,8 +104,9 @@ def poll(
     started: list[str] = []
     while True:
         try:
-            new = poll_once(settings, start, max_running=max_running, client=client)
-        except (httpx.HTTPError, ValueError) as exc:
+            new = poll_once(settings, start, max_running=max_running, daily=daily)
+        except (DailyApiError, PermanentStageError, ValidationError) as exc:
+            # Daily unavailable, or an answer we could not read: the next pass tries again.
             if once:
                 raise
             log.warning("poll failed, retrying in %.0f s: %s", interval, exc)

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -16,6 +15,7 @@ from werkzeug import Request, Response
 from reflector_cli.config import Settings, load_settings
 from reflector_cli.errors import UserError
 from reflector_cli.poll import is_finished_raw_tracks, poll, poll_once
+from reflector_cli.sources.daily import DailyApiError, DailyClient, DailyRecording
 from reflector_cli.store.repo import Store
 from reflector_cli.triggers import Triggers, fire
 
@@ -154,22 +154,39 @@ def test_bad_key_and_server_errors(
     monkeypatch.setenv("DAILY_API_KEY", "wrong")
     with pytest.raises(UserError, match="bad API key"):
         poll(load_settings(data_dir=tmp_path / "data"), once=True, trigger=Recorder())
-    monkeypatch.setenv("DAILY_API_KEY", KEY)
     httpserver.clear()
     httpserver.expect_request("/recordings").respond_with_data("down", status=503)
-    trigger = Recorder()
-    with pytest.raises(httpx.HTTPStatusError):
-        poll(settings, once=True, trigger=trigger)
-    assert trigger.calls == []
+    trigger, waits = Recorder(), []
+    daily = DailyClient(KEY, fake.url, sleep=waits.append)
+    with pytest.raises(DailyApiError, match="HTTP 503 after 4 attempts"):
+        poll(settings, once=True, trigger=trigger, daily=daily)
+    assert trigger.calls == [] and waits == [0.5, 1.0, 2.0]
+
+
+def test_rate_limited_list_is_retried_after_the_hinted_wait(
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    httpserver.expect_ordered_request("/recordings").respond_with_response(
+        Response("slow down", status=429, headers={"Retry-After": "7"})
+    )
+    fake = FakeDaily(httpserver, [rec("rec-a", 1000)])
+    settings = make_settings(tmp_path, monkeypatch, fake.url)
+    trigger, waits = Recorder(), []
+    daily = DailyClient(KEY, fake.url, sleep=waits.append)
+    assert poll(settings, once=True, trigger=trigger, daily=daily) == ["rec-a"]
+    assert trigger.calls == ["rec-a"] and waits == [7.0]
 
 
 def test_raw_tracks_inference() -> None:
-    assert is_finished_raw_tracks(rec("a", 1))
-    assert is_finished_raw_tracks(rec("a", 1, type="raw-tracks", tracks=[]))
-    assert not is_finished_raw_tracks(rec("a", 1, tracks=[]))
-    assert not is_finished_raw_tracks(rec("a", 1, type="cloud"))
-    assert not is_finished_raw_tracks(rec("a", 1, duration=None))
-    assert not is_finished_raw_tracks(rec("a", 1, status="in-progress"))
+    def finished(**over: Any) -> bool:
+        return is_finished_raw_tracks(DailyRecording.model_validate(rec("a", 1, **over)))
+
+    assert finished()
+    assert finished(type="raw-tracks", tracks=[])
+    assert not finished(tracks=[])
+    assert not finished(type="cloud")
+    assert not finished(duration=None)
+    assert not finished(status="in-progress")
 
 
 def test_failed_run_is_retried_a_bounded_number_of_times(tmp_path: Path) -> None:

@@ -21,7 +21,12 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reflector_cli.config import Settings
-from reflector_cli.errors import ConfigError, PermanentStageError, UserError
+from reflector_cli.errors import (
+    ConfigError,
+    PermanentStageError,
+    ServiceUnavailable,
+    UserError,
+)
 from reflector_cli.sources.folder import DailyName, parse_daily_name
 
 log = logging.getLogger("reflector.daily")
@@ -38,7 +43,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-class DailyApiError(RuntimeError):
+class DailyApiError(ServiceUnavailable):
     """Daily's API stayed unavailable (429/5xx/network) through every attempt: transient."""
 
 
@@ -63,6 +68,7 @@ class DailyRecording(_Lenient):
     room_name: str | None = None
     start_ts: float | None = Field(default=None, description="epoch seconds (sometimes a float)")
     status: str | None = None
+    type: str | None = Field(default=None, description="raw-tracks, cloud, …; null in lists")
     duration: float | None = Field(default=None, description="seconds")
     mtg_session_id: str | None = Field(default=None, alias="mtgSessionId")
     s3: DailyS3 | None = None
