@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +160,11 @@ def _process_locked(
     finished = was_ended and bool(latest) and latest[0]["status"] == "ended"
     if finished and not force:
         return ProcessResult(result_view(store, pipe.transcript_id), before["run_id"], True)
+    if latest and not force and _engine_run_to_follow(latest[0], pipe, provider, role):
+        resumed = _follow_earlier(latest[0], pipe, settings, store, was_ended, observer)
+        if resumed.ok:
+            return resumed
+        # It failed while nobody watched (now recorded): this command asks for a fresh try.
     # We hold the lock, so any run of this recording still marked running was killed.
     store.conn.execute(
         "UPDATE runs SET status = 'interrupted' WHERE recording_id = ? AND status = 'running'",
@@ -173,8 +178,51 @@ def _process_locked(
     sink("STATUS", {"value": "processing"})
     # Hooks commit the transcript: only the primary run may do that.
     log = RunLog(store, settings, pipe, run_id, sink, reuse=not force, hooks=primary)
+    return _conclude(
+        store, pipe, log, was_ended, lambda: make_provider(provider, settings, log, set()).run()
+    )
+
+
+def _engine_run_to_follow(
+    run: dict[str, Any], pipe: m.PipelineInput, provider: str, role: str
+) -> bool:
+    """An unfinished run that lives on an engine (it outlives its submitter), same input."""
+    return (
+        run["status"] in ("running", "submitted")
+        and bool(run.get("engine_run_id"))
+        and run["provider"] == provider
+        and run["role"] == role
+        and m.PipelineInput.model_validate_json(run["input"]) == pipe
+    )
+
+
+def _follow_earlier(
+    run: dict[str, Any],
+    pipe: m.PipelineInput,
+    settings: Settings,
+    store: Store,
+    was_ended: bool,
+    observer: Observer | None,
+) -> ProcessResult:
+    """Pick up a run whose submitter was killed (or that was submitted with --no-wait)."""
+    run_id, primary = str(run["id"]), run["role"] == "primary"
+    sink = EventSink(store, pipe.transcript_id, run_id, observer)
+    log = RunLog(store, settings, pipe, run_id, sink, reuse=False, hooks=primary)
+    prov = make_provider(run["provider"], settings, log, set())
+    return _conclude(store, pipe, log, was_ended, lambda: prov.reattach(run))
+
+
+def _conclude(
+    store: Store,
+    pipe: m.PipelineInput,
+    log: RunLog,
+    was_ended: bool,
+    execute: Callable[[], Any],
+) -> ProcessResult:
+    """Run `execute` (a provider's run) and record its outcome on the run and transcript."""
+    run_id, primary, sink = log.run_id, log.hooks, log.sink
     try:
-        outcome = make_provider(provider, settings, log, set()).run()
+        outcome = execute()
     except BaseException as exc:
         # Not a stage failure (those are outcomes): record it so the run isn't left "running".
         store.finish_run(run_id, "error", None, f"{type(exc).__name__}: {exc}")

@@ -571,6 +571,19 @@ class HatchetProvider:
             return RunOutcome("error", None, msg, state.outputs)
         return RunOutcome("ended", outputs=state.outputs)
 
+    def reattach(self, run: dict[str, Any]) -> RunOutcome:
+        """Follow `run`'s engine run to its end, starting from what was already recorded.
+
+        For a run whose submitter was killed, or that was submitted with --no-wait: the
+        engine kept going, so there is nothing to start again.
+        """
+        engine_run_id = str(run["engine_run_id"])
+        created = datetime.fromisoformat(str(run["created_at"]).replace("Z", "+00:00"))
+        self._since = created - timedelta(minutes=5)
+        self.engine_run_id = engine_run_id
+        self.log.store.set_run(self.log.run_id, status="running")
+        return self.follow(engine_run_id, self.restore())
+
     def restore(self) -> _Mirror:
         """What an earlier process already recorded for this run (for `sync_run`)."""
         state = _Mirror()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -73,6 +77,17 @@ class _Background(threading.Thread):
         return self.box["res"]
 
 
+def _wait_for_transcription(worker: Any, alive: Callable[[], Any]) -> None:
+    """Until `worker` takes a transcribe_track task; `alive()` is truthy while the submitter
+    runs (else it returns what to show: the submitter died before the kill point)."""
+    deadline = time.monotonic() + 180
+    while "take transcribe_track" not in worker.tail(100_000):
+        assert time.monotonic() < deadline, f"transcription never started:\n{worker.tail()}"
+        state = alive()
+        assert state is True, state
+        time.sleep(0.2)
+
+
 @pytest.mark.hatchet
 @pytest.mark.slow
 def test_hatchet_gives_the_same_transcript_as_local(
@@ -127,11 +142,7 @@ def test_worker_killed_mid_transcription_then_restarted_finishes(
     data = tmp_path / "data"
     first = start_worker(data, slots=1)
     runner = _Background(meeting, data)
-    deadline = time.monotonic() + 180
-    while "take transcribe_track" not in first.tail(100_000):
-        assert time.monotonic() < deadline, f"transcription never started:\n{first.tail()}"
-        assert runner.is_alive(), runner.box
-        time.sleep(0.2)
+    _wait_for_transcription(first, lambda: runner.is_alive() or runner.box)
     first.kill()
     assert "done transcribe_track" not in first.tail(100_000), "finished before the kill"
     second = start_worker(data, slots=1)
@@ -202,6 +213,53 @@ def test_no_wait_submit_then_sync_records_the_engine_run(
         assert len(store.stage_runs(run_id)) == len(rows)
     finally:
         store.close()
+
+
+@pytest.mark.hatchet
+@pytest.mark.slow
+def test_killed_submitter_then_the_same_command_follows_the_engine_run(
+    meeting: Path, tmp_path: Path, hatchet_client_env: dict[str, str], start_worker: Callable
+) -> None:
+    data = tmp_path / "data"
+    worker = start_worker(data, slots=2)
+    cmd = [sys.executable, "-m", "reflector_cli.cli", "process", str(meeting)]
+    cmd += ["--provider", "hatchet", "--data-dir", str(data)]
+    with open(tmp_path / "submitter.log", "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        log = tmp_path / "submitter.log"
+        _wait_for_transcription(worker, lambda: proc.poll() is None or log.read_text())
+        os.killpg(proc.pid, signal.SIGKILL)  # the submitter only: the engine and worker go on
+        proc.wait(timeout=30)
+    res = _process(meeting, data, "hatchet")
+    assert res.ok, res.error
+    store = Store(data / "reflector.sqlite3")
+    try:
+        runs = store.runs(10)
+    finally:
+        store.close()
+    assert [r["id"] for r in runs] == [res.run_id], "a second run was started"
+    run, stages = _run_rows(data, res.run_id or "")
+    assert run["status"] == "ended"
+    transcribed = [r for r in stages if r["stage"] == "transcribe_track"]
+    assert len(transcribed) == 3 and all(r["status"] == "done" for r in transcribed)
+    # Every track was transcribed once, by the one engine run.
+    assert worker.tail(1_000_000).count("take transcribe_track") == 3
+
+
+@pytest.mark.hatchet
+@pytest.mark.slow
+def test_process_after_no_wait_submit_follows_that_run(
+    meeting: Path, tmp_path: Path, hatchet_client_env: dict[str, str], start_worker: Callable
+) -> None:
+    data = tmp_path / "data"
+    start_worker(data)
+    run_id = hp.submit_run(str(meeting), load_settings(data_dir=data))
+    res = _process(meeting, data, "hatchet")
+    assert res.ok, res.error
+    assert res.run_id == run_id
+    run, stages = _run_rows(data, run_id)
+    assert run["status"] == "ended" and res.view["word_count"] > 0
+    assert all(r["attempts"] == 1 for r in stages if r["stage"] == "transcribe_track")
 
 
 # --------------------------------------------------------------------------- no engine needed
