@@ -59,6 +59,12 @@ class RunInput(m.Model):
     pipeline: m.PipelineInput
     run_id: str
     audio_s: float | None = None
+    # Checkpoints of earlier runs the submitter matched (node key -> output): returned as is.
+    reused: dict[str, dict[str, Any]] = {}
+
+
+def node_key(name: str, track: int | None) -> str:
+    return name if track is None else f"{name}#{track}"
 
 
 class TrackInput(m.Model):
@@ -69,6 +75,7 @@ class TrackInput(m.Model):
     audio_s: float | None = None
     track: int
     upstream: dict[str, dict[str, Any]]
+    reused: dict[str, dict[str, Any]] = {}
 
 
 class FanoutOut(BaseModel):
@@ -165,8 +172,13 @@ def _call(
     settings: Settings,
     ctx: Context,
     track: int | None,
-    audio_s: float | None,
+    input: RunInput | TrackInput,
 ) -> BaseModel:
+    done = input.reused.get(node_key(stage.name, track))
+    if done is not None:
+        log.info("reuse %s track=%s", stage.name, track)
+        return stage.output_model.model_validate(done)
+    audio_s = input.audio_s
     log.info("take %s track=%s attempt=%d", stage.name, track, ctx.attempt_number)
     _extend(ctx, _timeout(stage, None), _timeout(stage, audio_s))
     if not stage.light:
@@ -240,7 +252,7 @@ def _top_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) 
                 outputs[p] = [dag.stage(p).output_model.model_validate(o) for o in per]
             else:
                 outputs[p] = ctx.task_output(tasks[p])
-        return _call(s, s.build(input.pipeline, outputs, None), settings, ctx, None, input.audio_s)
+        return _call(s, s.build(input.pipeline, outputs, None), settings, ctx, None, input)
 
     fn = _typed(body, s.name, RunInput, s.output_model)
     return wf.task(
@@ -265,7 +277,7 @@ def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings
             else:
                 outputs[p] = dag.stage(p).output_model.model_validate(input.upstream[p])
         inp = s.build(input.pipeline, outputs, input.track)
-        return _call(s, inp, settings, ctx, input.track, input.audio_s)
+        return _call(s, inp, settings, ctx, input.track, input)
 
     fn = _typed(body, s.name, TrackInput, s.output_model)
     return wf.task(
@@ -274,6 +286,12 @@ def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings
         execution_timeout=registered,
         **_retry_opts(s.retries, settings),
     )(fn)
+
+
+def _reused_track(reused: dict[str, dict[str, Any]], track: int) -> dict[str, Any] | None:
+    """Every per-track stage's output for `track` when all were reused, else None."""
+    outs = {s.name: reused.get(node_key(s.name, track)) for s in PER_TRACK}
+    return None if any(o is None for o in outs.values()) else outs
 
 
 def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, settings: Settings) -> Any:
@@ -286,6 +304,9 @@ def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, settings: Settin
         n = len(rec.tracks)
         _extend(ctx, registered, _fanout_timeout(input.audio_s, n))
         up_json = {k: v.model_dump(mode="json") for k, v in upstream.items()}
+        # A track whose every stage was reused needs no child run at all.
+        results: list[Any] = [_reused_track(input.reused, i) for i in range(n)]
+        todo = [i for i in range(n) if results[i] is None]
         items = [
             track_wf.create_bulk_run_item(
                 input=TrackInput(
@@ -294,17 +315,20 @@ def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, settings: Settin
                     audio_s=input.audio_s,
                     track=i,
                     upstream=up_json,
+                    reused=input.reused,
                 ),
                 key=f"track-{i}",
                 additional_metadata={RUN_KEY: input.run_id, "track": str(i)},
             )
-            for i in range(n)
+            for i in todo
         ]
-        log.info("fan out %d track runs for %s", n, input.run_id)
-        results = await track_wf.aio_run_many(items, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
+        log.info("fan out %d of %d track runs for %s", len(todo), n, input.run_id)
+        ran = await track_wf.aio_run_many(items, return_exceptions=True) if items else []
+        errors = [r for r in ran if isinstance(r, BaseException)]
         if errors:
             raise RuntimeError(f"{len(errors)} of {n} track runs failed: {errors[0]}")
+        for i, r in zip(todo, ran, strict=True):
+            results[i] = r
         outputs = {s.name: [dict(r[s.name]) for r in results] for s in PER_TRACK}
         return FanoutOut(outputs=outputs)
 
@@ -463,7 +487,7 @@ class HatchetProvider:
     ) -> None:
         self.settings = settings
         self.log = log
-        # The engine re-executes the whole DAG: there is no checkpoint reuse to bypass here.
+        # Stages that must execute even when a checkpoint matches (see reuse_checkpoints).
         self.rerun = set(rerun)
         self.no_wait = no_wait
         self._hatchet = hatchet
@@ -481,11 +505,22 @@ class HatchetProvider:
             self._hatchet = client()
         return self._hatchet
 
-    def submit(self) -> str:
-        """Start `reflector-pipeline` for this run; returns (and stores) the engine run id."""
+    def submit(self, state: _Mirror | None = None) -> str:
+        """Start `reflector-pipeline` for this run; returns (and stores) the engine run id.
+
+        `state` holds the checkpoints reused for this run (see `reuse_checkpoints`).
+        """
         pipe = self.log.pipe
+        state = state if state is not None else self.reuse_checkpoints()
+        reused = {
+            node_key(name, track): _output_of(state.outputs, name, track).model_dump(mode="json")
+            for (name, track), node in state.nodes.items()
+            if node.final
+        }
         wf = self.hatchet.stubs.workflow(name=PIPELINE_WF, input_validator=RunInput)
-        inp = RunInput(pipeline=pipe, run_id=self.log.run_id, audio_s=_audio_seconds(pipe))
+        inp = RunInput(
+            pipeline=pipe, run_id=self.log.run_id, audio_s=_audio_seconds(pipe), reused=reused
+        )
         ref = wf.run(inp, wait_for_result=False, additional_metadata={RUN_KEY: self.log.run_id})
         self.engine_run_id = ref.workflow_run_id
         fields: dict[str, Any] = {"engine_run_id": self.engine_run_id}
@@ -497,10 +532,35 @@ class HatchetProvider:
         return self.engine_run_id
 
     def run(self) -> RunOutcome:
-        engine_run_id = self.submit()
+        state = self.reuse_checkpoints()
+        engine_run_id = self.submit(state)
         if self.no_wait:
             return RunOutcome(SUBMITTED, outputs={"engine_run_id": engine_run_id})
-        return self.follow(engine_run_id)
+        return self.follow(engine_run_id, state)
+
+    def reuse_checkpoints(self) -> _Mirror:
+        """Record as reused every stage whose checkpoint from an earlier run still matches
+        (same input, code version, artifacts present), in DAG order as the local provider
+        does; the engine's tasks for them return that output instead of running. A re-run
+        after a failure thus resumes where the last one stopped."""
+        state = _Mirror()
+        n_tracks = 0
+        for s in dag.STAGES:
+            for track in range(n_tracks) if s.name in PER_TRACK_NAMES else [None]:
+                if s.name in self.rerun:
+                    continue
+                try:
+                    inp = s.build(self.log.pipe, state.outputs, track)
+                except (KeyError, IndexError, TypeError, AttributeError, ValidationError):
+                    continue  # a parent runs again, so this stage's input is not known yet
+                out = self.log.try_reuse(s.name, track, inp)
+                if out is None:
+                    continue
+                _put_output(state.outputs, s.name, track, out)
+                state.nodes.setdefault((s.name, track), _Node()).final = True
+                if isinstance(out, m.RecordingOut):
+                    n_tracks = len(out.tracks)
+        return state
 
     # ------------------------------------------------------------------ following a run
 
@@ -741,6 +801,11 @@ class _Mirror:
         self.failures: list[tuple[str, str]] = []
         self.run_over = False  # the engine run is terminal: a FAILED task won't be retried
         self.disagree_since: float | None = None  # listing terminal, core tables not (yet)
+
+
+def _output_of(outputs: dict[str, Any], name: str, track: int | None) -> BaseModel:
+    out = outputs[name]
+    return out if track is None else out[track]
 
 
 def _put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:

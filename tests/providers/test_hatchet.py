@@ -262,6 +262,35 @@ def test_process_after_no_wait_submit_follows_that_run(
     assert all(r["attempts"] == 1 for r in stages if r["stage"] == "transcribe_track")
 
 
+@pytest.mark.hatchet
+@pytest.mark.slow
+def test_rerun_after_a_failure_reuses_the_finished_stages(
+    meeting: Path, tmp_path: Path, hatchet_client_env: dict[str, str], start_worker: Callable
+) -> None:
+    data = tmp_path / "data"
+    faulty = start_worker(data, REFLECTOR_TEST_FAIL="generate_title:5")
+    first = _process(meeting, data, "hatchet")
+    assert not first.ok and first.error_stage == "generate_title"
+    faulty.stop()
+    healthy = start_worker(data)
+    second = _process(meeting, data, "hatchet")
+    assert second.ok, second.error
+    assert second.run_id != first.run_id
+    _, stages = _run_rows(data, second.run_id or "")
+    by_stage: dict[str, list[dict[str, Any]]] = {}
+    for r in stages:
+        by_stage.setdefault(r["stage"], []).append(r)
+    for name in ("get_recording", "pad_track", "transcribe_track", "detect_topics"):
+        assert all(r["reused_from"] == first.run_id for r in by_stage[name]), by_stage[name]
+    assert len(by_stage["transcribe_track"]) == 3
+    for name in ("generate_title", "finalize"):
+        (row,) = by_stage[name]
+        assert row["status"] == "done" and row["reused_from"] is None, row
+    worker_log = healthy.tail(1_000_000)
+    assert "take transcribe_track" not in worker_log  # no track run was even started
+    assert "take generate_title" in worker_log and "reuse detect_topics" in worker_log
+
+
 # --------------------------------------------------------------------------- no engine needed
 
 
