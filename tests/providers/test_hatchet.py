@@ -21,6 +21,7 @@ import pytest
 from reflector_cli.config import Settings, load_settings
 from reflector_cli.orchestrate import ProcessResult, process_recording
 from reflector_cli.providers import hatchet as hp
+from reflector_cli.providers.hatchet import workflows
 from reflector_cli.store.repo import Store
 
 
@@ -380,8 +381,8 @@ class _Ctx:
 def test_heavy_gate_bounds_concurrency_and_extends_timeouts_while_waiting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(hp, "GATE_REFRESH_S", 0.05)
-    gate = hp._HeavyGate()
+    monkeypatch.setattr(workflows, "GATE_REFRESH_S", 0.05)
+    gate = workflows._HeavyGate()
     gate.configure(2)
     running, peak, lock = [0], [0], threading.Lock()
     ctxs = [_Ctx() for _ in range(5)]

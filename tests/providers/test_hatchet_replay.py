@@ -12,6 +12,7 @@ import pytest
 from reflector_cli.config import load_settings
 from reflector_cli.orchestrate import process_recording
 from reflector_cli.providers import hatchet as hp
+from reflector_cli.providers.hatchet import common
 from reflector_cli.replay import replay
 from reflector_cli.store.repo import Store
 
@@ -56,8 +57,8 @@ def test_replay_without_force_reruns_only_the_failed_task_on_the_engine(
 
     # The engine itself ran transcription once: its tasks were never replayed.
     engine = {
-        (hp._task_name(r), (r.additional_metadata or {}).get("track")): r
-        for r in hp._list_tasks(hp.client(), first.run_id, since)
+        (common.task_name(r), (r.additional_metadata or {}).get("track")): r
+        for r in common.list_tasks(hp.client(), first.run_id, since)
     }
     assert [engine[("transcribe_track", str(i))].retry_count for i in range(3)] == [0, 0, 0]
     assert engine[("detect_topics", None)].retry_count == 0

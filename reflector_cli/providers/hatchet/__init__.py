@@ -1,0 +1,37 @@
+"""The Hatchet provider: the DAG from dag.py as Hatchet workflows and a worker (`workflows`), a
+submitter that follows the run (`follow`), runs nobody follows live (`runs`: replay, --no-wait
+submit and sync) and the doctor checks (`doctor`).
+
+`reflector-pipeline` holds the non-per-track stages; a `tracks` task spawns one
+`reflector-track` child run per track (the per-track stages). This package is the only place
+that imports hatchet_sdk; task bodies only rebuild stage inputs and call execute.run_stage.
+"""
+
+from reflector_cli.providers.hatchet.common import (
+    FANOUT,
+    FANOUT_PARENTS,
+    SUBMITTED,
+    client,
+    task_timings,
+)
+from reflector_cli.providers.hatchet.doctor import decode_token, hatchet_checks
+from reflector_cli.providers.hatchet.follow import HatchetProvider
+from reflector_cli.providers.hatchet.runs import replay_engine_run, submit_run, sync_run
+from reflector_cli.providers.hatchet.workflows import build_workflows, engine_slots, run_worker
+
+__all__ = [
+    "FANOUT",
+    "FANOUT_PARENTS",
+    "SUBMITTED",
+    "HatchetProvider",
+    "build_workflows",
+    "client",
+    "decode_token",
+    "engine_slots",
+    "hatchet_checks",
+    "replay_engine_run",
+    "run_worker",
+    "submit_run",
+    "sync_run",
+    "task_timings",
+]

@@ -1,0 +1,119 @@
+"""Names, workflow inputs and task listing shared by the Hatchet worker and submitter."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from hatchet_sdk import Hatchet
+from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
+from pydantic import BaseModel
+
+from reflector_cli import dag
+from reflector_cli import models as m
+
+PIPELINE_WF = "reflector-pipeline"
+TRACK_WF = "reflector-track"
+FANOUT = "tracks"  # the task between get_recording and the stages needing per-track outputs
+SUBMITTED = "submitted"  # run status while nobody follows it (--no-wait)
+RUN_KEY = "reflector_run"  # additional-metadata key tying every task of a run together
+# Time a task may wait for a free worker: long, so a restarted worker still picks it up.
+SCHEDULE_TIMEOUT = timedelta(hours=12)
+POLL_S = 0.2
+# How long a terminal task listing may disagree with the core run details before the core wins.
+LISTING_LAG_S = 30.0
+
+log = logging.getLogger("reflector.hatchet")
+
+
+class RunInput(m.Model):
+    """Workflow input: the pipeline input plus what the engine needs to size timeouts."""
+
+    pipeline: m.PipelineInput
+    run_id: str
+    audio_s: float | None = None
+    # Checkpoints of earlier runs the submitter matched (node key -> output): returned as is.
+    reused: dict[str, dict[str, Any]] = {}
+
+
+def node_key(name: str, track: int | None) -> str:
+    return name if track is None else f"{name}#{track}"
+
+
+class TrackInput(m.Model):
+    """Child workflow input: one track, with the outputs of its non-per-track ancestors."""
+
+    pipeline: m.PipelineInput
+    run_id: str
+    audio_s: float | None = None
+    track: int
+    upstream: dict[str, dict[str, Any]]
+    reused: dict[str, dict[str, Any]] = {}
+
+
+class FanoutOut(BaseModel):
+    """Per-track stage outputs (JSON), each list ordered by track index."""
+
+    outputs: dict[str, list[dict[str, Any]]]
+
+
+def client() -> Hatchet:
+    """A client configured from HATCHET_CLIENT_* (built lazily: never at import time)."""
+    return Hatchet()
+
+
+PER_TRACK = tuple(s for s in dag.STAGES if s.per_track)
+TOP = tuple(s for s in dag.STAGES if not s.per_track)
+PER_TRACK_NAMES = frozenset(s.name for s in PER_TRACK)
+# Non-per-track outputs the per-track stages read; the fan-out task waits for them.
+FANOUT_PARENTS = tuple(
+    dict.fromkeys(p for s in PER_TRACK for p in s.parents if p not in PER_TRACK_NAMES)
+)
+
+
+ORDER = {s.name: i for i, s in enumerate(dag.STAGES)}
+TERMINAL = {V1TaskStatus.COMPLETED, V1TaskStatus.FAILED, V1TaskStatus.CANCELLED}
+
+
+def audio_seconds(pipe: m.PipelineInput) -> float | None:
+    """Meeting length from the source folder, so the engine can size timeouts."""
+    if pipe.source_kind != "folder":
+        return None
+    from pathlib import Path
+
+    from reflector_cli.sources.folder import scan_folder
+
+    scan = scan_folder(Path(pipe.source), include_screen_audio=pipe.include_screen_audio)
+    return max((t.offset_s + t.duration_s for t in scan.tracks), default=0.0)
+
+
+def list_tasks(hatchet: Hatchet, run_id: str, since: datetime) -> list[Any]:
+    """Every task (pipeline and track runs) tagged with our run id."""
+    res = hatchet.runs.list(
+        since=since, only_tasks=True, additional_metadata={RUN_KEY: run_id}, limit=1000
+    )
+    return list(res.rows or [])
+
+
+def task_name(row: Any) -> str:
+    return str(row.action_id or row.display_name or "").rsplit(":", 1)[-1]
+
+
+def task_timings(run_id: str, since: datetime, hatchet: Hatchet | None = None) -> list[dict]:
+    """Engine timestamps of a run's tasks (for overhead measurements)."""
+    out = []
+    for r in list_tasks(hatchet or client(), run_id, since):
+        meta = r.additional_metadata or {}
+        out.append(
+            {
+                "task": task_name(r),
+                "track": int(meta["track"]) if "track" in meta else None,
+                "status": r.status.value,
+                "retry_count": r.retry_count or 0,
+                "created_at": r.created_at,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+            }
+        )
+    return out

@@ -1,0 +1,390 @@
+"""The submitting side: start a run on the engine and mirror its task states into the RunLog
+(the provider `orchestrate` talks to)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hatchet_sdk import Hatchet
+from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
+from pydantic import BaseModel, ValidationError
+
+from reflector_cli import dag
+from reflector_cli import models as m
+from reflector_cli.config import Settings
+from reflector_cli.providers.hatchet.common import (
+    LISTING_LAG_S,
+    ORDER,
+    PER_TRACK_NAMES,
+    PIPELINE_WF,
+    POLL_S,
+    RUN_KEY,
+    SUBMITTED,
+    TERMINAL,
+    RunInput,
+    audio_seconds,
+    client,
+    list_tasks,
+    log,
+    node_key,
+    task_name,
+)
+from reflector_cli.providers.local import RunOutcome
+from reflector_cli.runlog import RunLog
+
+
+class Node:
+    """What has been recorded in the RunLog for one (stage, track)."""
+
+    def __init__(self) -> None:
+        self.logged = 0  # events recorded: start1, fail1, start2, ... (see _target)
+        self.final = False
+
+
+class _StreamRelay:
+    """Receives put_stream lines of the run's workflow runs on a background event loop."""
+
+    def __init__(self, hatchet: Hatchet) -> None:
+        self.hatchet = hatchet
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.loop = asyncio.new_event_loop()
+        self.watched: set[str] = set()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def watch(self, workflow_run_id: str) -> None:
+        if workflow_run_id in self.watched:
+            return
+        self.watched.add(workflow_run_id)
+        asyncio.run_coroutine_threadsafe(self._pump(workflow_run_id), self.loop)
+
+    async def _pump(self, workflow_run_id: str) -> None:
+        try:
+            async for chunk in self.hatchet.runs.subscribe_to_stream(workflow_run_id):
+                self.lines.put(chunk)
+        except Exception as exc:  # noqa: BLE001 - progress is best effort; lifecycle is polled
+            log.debug("stream %s closed: %s", workflow_run_id, exc)
+
+    def drain(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            try:
+                raw = self.lines.get_nowait()
+            except queue.Empty:
+                return out
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                continue
+
+    def close(self) -> None:
+        for t in asyncio.all_tasks(self.loop):
+            self.loop.call_soon_threadsafe(t.cancel)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+class HatchetProvider:
+    name = "hatchet"
+
+    def __init__(
+        self,
+        settings: Settings,
+        log: RunLog,
+        *,
+        rerun: Iterable[str] = (),
+        no_wait: bool = False,
+        hatchet: Hatchet | None = None,
+        since: datetime | None = None,
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        # Stages that must execute even when a checkpoint matches (see reuse_checkpoints).
+        self.rerun = set(rerun)
+        self.no_wait = no_wait
+        self._hatchet = hatchet
+        self.engine_run_id: str | None = None
+        # Lower bound for listing the run's tasks (the engine's list API needs a window).
+        self._since = since or datetime.now(UTC) - timedelta(minutes=5)
+        # The RUN_KEY the engine's tasks carry: an engine replay keeps the replayed run's tag.
+        self._tag = log.run_id
+        # Engine replay: retry_count of each task before the replay (see replay_engine_run).
+        self._baseline: dict[str, int] | None = None
+
+    @property
+    def hatchet(self) -> Hatchet:
+        if self._hatchet is None:
+            self._hatchet = client()
+        return self._hatchet
+
+    def submit(self, state: Mirror | None = None) -> str:
+        """Start `reflector-pipeline` for this run; returns (and stores) the engine run id.
+
+        `state` holds the checkpoints reused for this run (see `reuse_checkpoints`).
+        """
+        pipe = self.log.pipe
+        state = state if state is not None else self.reuse_checkpoints()
+        reused = {
+            node_key(name, track): _output_of(state.outputs, name, track).model_dump(mode="json")
+            for (name, track), node in state.nodes.items()
+            if node.final
+        }
+        wf = self.hatchet.stubs.workflow(name=PIPELINE_WF, input_validator=RunInput)
+        inp = RunInput(
+            pipeline=pipe, run_id=self.log.run_id, audio_s=audio_seconds(pipe), reused=reused
+        )
+        ref = wf.run(inp, wait_for_result=False, additional_metadata={RUN_KEY: self.log.run_id})
+        self.engine_run_id = ref.workflow_run_id
+        fields: dict[str, Any] = {"engine_run_id": self.engine_run_id}
+        if self.no_wait:
+            # Nobody follows the run: `sync_run` records it later. "submitted" (not "running")
+            # keeps the next local invocation from marking it interrupted.
+            fields["status"] = SUBMITTED
+        self.log.store.set_run(self.log.run_id, **fields)
+        return self.engine_run_id
+
+    def run(self) -> RunOutcome:
+        state = self.reuse_checkpoints()
+        engine_run_id = self.submit(state)
+        if self.no_wait:
+            return RunOutcome(SUBMITTED, outputs={"engine_run_id": engine_run_id})
+        return self.follow(engine_run_id, state)
+
+    def reuse_checkpoints(self) -> Mirror:
+        """Record as reused every stage whose checkpoint from an earlier run still matches
+        (same input, code version, artifacts present), in DAG order as the local provider
+        does; the engine's tasks for them return that output instead of running. A re-run
+        after a failure thus resumes where the last one stopped."""
+        state = Mirror()
+        n_tracks = 0
+        for s in dag.STAGES:
+            for track in range(n_tracks) if s.name in PER_TRACK_NAMES else [None]:
+                if s.name in self.rerun:
+                    continue
+                try:
+                    inp = s.build(self.log.pipe, state.outputs, track)
+                except (KeyError, IndexError, TypeError, AttributeError, ValidationError):
+                    continue  # a parent runs again, so this stage's input is not known yet
+                out = self.log.try_reuse(s.name, track, inp)
+                if out is None:
+                    continue
+                put_output(state.outputs, s.name, track, out)
+                state.nodes.setdefault((s.name, track), Node()).final = True
+                if isinstance(out, m.RecordingOut):
+                    n_tracks = len(out.tracks)
+        return state
+
+    # ------------------------------------------------------------------ following a run
+
+    def follow(self, engine_run_id: str, state: Mirror | None = None) -> RunOutcome:
+        """Mirror the engine's task states into the RunLog until the run is terminal."""
+        relay = _StreamRelay(self.hatchet)
+        relay.watch(engine_run_id)
+        state = state or Mirror()
+        try:
+            while True:
+                status = self.sync_once(engine_run_id, state, relay)
+                if status in TERMINAL:
+                    # One last look: the run's end may have raced the task listing.
+                    self._apply(self._tasks(), state)
+                    time.sleep(POLL_S)
+                    self._forward(relay)
+                    break
+                time.sleep(POLL_S)
+        finally:
+            relay.close()
+        return self.outcome(engine_run_id, status, state)
+
+    def sync_once(
+        self, engine_run_id: str, state: Mirror, relay: _StreamRelay | None = None
+    ) -> V1TaskStatus:
+        """One look at the engine: record what changed since `state`; returns the run status."""
+        status = self._settled_status(engine_run_id, state)
+        state.run_over = status in TERMINAL
+        rows = self._tasks()
+        if relay is not None:
+            for r in rows:
+                relay.watch(r.workflow_run_external_id)
+        self._apply(rows, state)
+        if relay is not None:
+            self._forward(relay)
+        return status
+
+    def _settled_status(self, engine_run_id: str, state: Mirror) -> V1TaskStatus:
+        """The run's status, terminal only once the engine's own bookkeeping agrees.
+
+        The listing (the engine's analytics tables) marks a task FAILED when the engine could
+        not deliver it to a worker (e.g. one just killed) and then re-sends it; for a moment
+        the whole run reads FAILED. The run details come from the engine's core tables, where
+        that task is queued again, so a terminal listing counts only when they say done too
+        and agree on the status (a lagging listing gets LISTING_LAG_S to catch up).
+        """
+        listed = self.hatchet.runs.get_status(engine_run_id)
+        if listed not in TERMINAL:
+            state.disagree_since = None
+            return listed
+        details = self.hatchet.runs.get_details(engine_run_id)
+        core = details.status.to_v1_task_status() if details.done else None
+        if core == listed:
+            state.disagree_since = None
+            return listed
+        now = time.monotonic()
+        state.disagree_since = state.disagree_since or now
+        if core in TERMINAL and now - state.disagree_since > LISTING_LAG_S:
+            return core
+        return V1TaskStatus.RUNNING
+
+    def outcome(self, engine_run_id: str, status: V1TaskStatus, state: Mirror) -> RunOutcome:
+        fatal = [(n, e) for n, e in state.failures if dag.stage(n).critical]
+        if fatal:
+            return RunOutcome("error", fatal[0][0], fatal[0][1], state.outputs)
+        if status != V1TaskStatus.COMPLETED and "finalize" not in state.outputs:
+            msg = f"engine run {engine_run_id}: {status.value}"
+            return RunOutcome("error", None, msg, state.outputs)
+        return RunOutcome("ended", outputs=state.outputs)
+
+    def reattach(self, run: dict[str, Any]) -> RunOutcome:
+        """Follow `run`'s engine run to its end, starting from what was already recorded.
+
+        For a run whose submitter was killed, or that was submitted with --no-wait: the
+        engine kept going, so there is nothing to start again.
+        """
+        engine_run_id = str(run["engine_run_id"])
+        created = datetime.fromisoformat(str(run["created_at"]).replace("Z", "+00:00"))
+        self._since = created - timedelta(minutes=5)
+        self.engine_run_id = engine_run_id
+        self.log.store.set_run(self.log.run_id, status="running")
+        return self.follow(engine_run_id, self.restore())
+
+    def restore(self) -> Mirror:
+        """What an earlier process already recorded for this run (for `sync_run`)."""
+        state = Mirror()
+        for row in self.log.store.stage_runs(self.log.run_id):
+            name, track = row["stage"], row["track"]
+            if name not in dag.BY_NAME:
+                continue
+            node = state.nodes.setdefault((name, track), Node())
+            attempts = int(row["attempts"] or 0)
+            if row["status"] == "done" and row["output"]:
+                out = dag.stage(name).output_model.model_validate_json(row["output"])
+                put_output(state.outputs, name, track, out)
+                node.final = True
+            elif row["status"] == "failed":
+                state.failures.append((name, row["error"] or "failed"))
+                node.final = True
+            elif row["status"] == "retrying":
+                node.logged = 2 * attempts
+            else:  # running
+                node.logged = max(0, 2 * attempts - 1)
+        return state
+
+    def _tasks(self) -> list[Any]:
+        rows = list_tasks(self.hatchet, self._tag, self._since)
+        if self._baseline is None:
+            return rows
+        out = []
+        for r in rows:
+            before = self._baseline.get(r.metadata.id)
+            if before is None:
+                out.append(r)  # a task the replay created
+            elif int(r.retry_count or 0) > before:
+                # A replay bumps retry_count once: count this run's attempts from zero.
+                out.append(r.model_copy(update={"retry_count": int(r.retry_count) - before - 1}))
+            # else: not replayed (yet): its outcome is the old run's, recorded as reused
+        return out
+
+    def _forward(self, relay: _StreamRelay) -> None:
+        for line in relay.drain():
+            if isinstance(line, dict) and "type" in line:
+                self.log.sink(str(line["type"]), dict(line.get("data") or {}))
+
+    def _apply(self, rows: list[Any], state: Mirror) -> None:
+        keyed = []
+        for r in rows:
+            name = task_name(r)
+            if name not in dag.BY_NAME:
+                continue  # the fan-out task is plumbing, not a stage
+            meta = r.additional_metadata or {}
+            track = int(meta["track"]) if name in PER_TRACK_NAMES and "track" in meta else None
+            keyed.append(((ORDER[name], -1 if track is None else track), name, track, r))
+        for _, name, track, r in sorted(keyed, key=lambda k: k[0]):
+            node = state.nodes.setdefault((name, track), Node())
+            if not node.final:
+                self._advance(name, track, r, node, state)
+
+    def _advance(self, name: str, track: int | None, r: Any, node: Node, state: Mirror) -> None:
+        outputs = state.outputs
+        retries = int(r.retry_count or 0)
+        started = r.status in (V1TaskStatus.RUNNING, V1TaskStatus.COMPLETED, V1TaskStatus.FAILED)
+        if r.status == V1TaskStatus.CANCELLED and r.started_at is None and retries == 0:
+            return  # never ran (a parent failed): nothing to record
+        # Events so far: start1, fail1, ..., start(k+1) when the current attempt has started.
+        target = 2 * retries + (1 if started or r.status == V1TaskStatus.CANCELLED else 0)
+        s = dag.stage(name)
+        while node.logged < target:
+            if node.logged % 2 == 0:
+                try:
+                    inp = s.build(self.log.pipe, outputs, track)
+                except (KeyError, IndexError, TypeError, AttributeError, ValidationError):
+                    return  # a parent's output not seen yet (e.g. a retried track): next poll
+                self.log.started(name, track, inp)
+            else:
+                err = r.error_message or f"attempt {node.logged // 2 + 1} failed"
+                self.log.failed(name, track, _one_line(err), final=False)
+            node.logged += 1
+        if r.status == V1TaskStatus.COMPLETED:
+            out = self.log.done(name, track, r.output or {})
+            put_output(outputs, name, track, out)
+            node.final = True
+        elif r.status in (V1TaskStatus.FAILED, V1TaskStatus.CANCELLED):
+            # Until the run is over a FAILED listing may be followed by another attempt: the
+            # engine lists it between retries, and after a failed delivery to a worker, which
+            # it re-sends (bumping retry_count) without spending the stage's retries.
+            if not state.run_over:
+                return
+            err = _one_line(r.error_message or f"task {r.status.value.lower()}")
+            self.log.failed(name, track, err, final=True)
+            state.failures.append((name, err))
+            node.final = True
+
+
+class Mirror:
+    """What has been recorded so far for a run: per-node progress, outputs, failures."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple[str, int | None], Node] = {}
+        self.outputs: dict[str, Any] = {}
+        self.failures: list[tuple[str, str]] = []
+        self.run_over = False  # the engine run is terminal: a FAILED task won't be retried
+        self.disagree_since: float | None = None  # listing terminal, core tables not (yet)
+
+
+def _output_of(outputs: dict[str, Any], name: str, track: int | None) -> BaseModel:
+    out = outputs[name]
+    return out if track is None else out[track]
+
+
+def put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:
+    """Store a stage output the way dag.Stage.build reads it (per-track: list by track)."""
+    if track is None:
+        outputs[name] = out
+        return
+    rec = outputs.get("get_recording")
+    n_tracks = len(rec.tracks) if isinstance(rec, m.RecordingOut) else 0
+    n = max(track + 1, len(outputs.get(name) or []), n_tracks)
+    slots = (list(outputs.get(name) or []) + [None] * n)[:n]
+    slots[track] = out
+    outputs[name] = slots
+
+
+def _one_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    # Engine errors carry a traceback; its last line names the exception.
+    return (lines[-1] if lines else text)[:500]

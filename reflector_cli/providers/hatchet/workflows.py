@@ -1,0 +1,319 @@
+"""The DAG from dag.py as two Hatchet workflows (`reflector-pipeline` and one
+`reflector-track` child run per track), and the worker that runs them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from hatchet_sdk import Context, DurableContext, Hatchet, NonRetryableException
+from pydantic import BaseModel
+
+from reflector_cli import dag
+from reflector_cli import models as m
+from reflector_cli.config import Settings
+from reflector_cli.errors import UserError
+from reflector_cli.execute import asr_options, run_stage, warm_up
+from reflector_cli.providers.hatchet.common import (
+    FANOUT,
+    FANOUT_PARENTS,
+    PER_TRACK,
+    PER_TRACK_NAMES,
+    PIPELINE_WF,
+    RUN_KEY,
+    SCHEDULE_TIMEOUT,
+    TOP,
+    TRACK_WF,
+    FanoutOut,
+    RunInput,
+    TrackInput,
+    client,
+    log,
+    node_key,
+)
+
+PROGRESS_EVERY_S = 0.5
+# Engine slots per heavy slot. The engine's scheduler sees slots a task frees only at its next
+# slot refresh (about once a second), so a worker whose engine slots are all taken makes every
+# next task wait ~1 s. Registering spare slots keeps tasks flowing; CPU use is bounded in the
+# worker by a semaphore sized to the requested slots instead (see _HeavyGate).
+ENGINE_SLOTS_PER_SLOT = 4
+ENGINE_SLOTS_EXTRA = 4
+GATE_REFRESH_S = 20
+
+
+def _timeout(stage: dag.Stage, audio_s: float | None) -> timedelta:
+    return timedelta(seconds=stage.timeout_s(audio_s))
+
+
+def _fanout_timeout(audio_s: float | None, n_tracks: int) -> timedelta:
+    """Worst case: every track's stages run one after another, each using every retry."""
+    per_track = sum(s.timeout_s(audio_s) * (s.retries + 1) for s in PER_TRACK)
+    return timedelta(seconds=per_track * max(1, n_tracks) + 60)
+
+
+class _HeavyGate:
+    """Bounds how many non-light stages run at once in this worker process.
+
+    The engine may hand this worker more tasks than it has CPU for (spare engine slots); they
+    wait here, on a local semaphore, instead of in the engine's queue.
+    """
+
+    def __init__(self) -> None:
+        self.sem: threading.BoundedSemaphore | None = None
+
+    def configure(self, slots: int) -> None:
+        self.sem = threading.BoundedSemaphore(max(1, slots))
+
+    def acquire(self, ctx: Context) -> None:
+        if self.sem is None:
+            return
+        # The engine's execution timeout runs while we wait: push it back as time passes.
+        while not self.sem.acquire(timeout=GATE_REFRESH_S):
+            ctx.refresh_timeout(timedelta(seconds=GATE_REFRESH_S))
+
+    def release(self) -> None:
+        if self.sem is not None:
+            self.sem.release()
+
+
+_GATE = _HeavyGate()
+
+
+def engine_slots(slots: int) -> int:
+    """Engine slots to register for a worker that runs `slots` heavy stages at once."""
+    return max(1, slots) * ENGINE_SLOTS_PER_SLOT + ENGINE_SLOTS_EXTRA
+
+
+def _extend(ctx: Context, registered: timedelta, wanted: timedelta) -> None:
+    # Registered timeouts assume no audio; a long meeting gets its declared budget at start.
+    # The engine adds the increment to the current deadline.
+    if wanted > registered:
+        ctx.refresh_timeout(wanted - registered)
+
+
+def _emitter(ctx: Context, name: str, track: int | None) -> Callable[[str, dict[str, Any]], None]:
+    last = [0.0]
+
+    def emit(event_type: str, data: dict[str, Any]) -> None:
+        # Each push is a blocking RPC in the stage's thread: progress is thinned to 2 per second.
+        if event_type == "PROGRESS":
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_EVERY_S:
+                return
+            last[0] = now
+        line = {"stage": name, "track": track, "type": event_type, "data": data}
+        ctx.put_stream(json.dumps(line, default=str))
+
+    return emit
+
+
+def _call(
+    stage: dag.Stage,
+    inp: BaseModel,
+    settings: Settings,
+    ctx: Context,
+    track: int | None,
+    input: RunInput | TrackInput,
+) -> BaseModel:
+    done = input.reused.get(node_key(stage.name, track))
+    if done is not None:
+        log.info("reuse %s track=%s", stage.name, track)
+        return stage.output_model.model_validate(done)
+    audio_s = input.audio_s
+    log.info("take %s track=%s attempt=%d", stage.name, track, ctx.attempt_number)
+    _extend(ctx, _timeout(stage, None), _timeout(stage, audio_s))
+    if not stage.light:
+        _GATE.acquire(ctx)
+    try:
+        out = run_stage(
+            stage.name,
+            inp.model_dump(mode="json"),
+            settings,
+            track=track,
+            attempt=ctx.attempt_number,
+            emit_fn=_emitter(ctx, stage.name, track),
+        )
+    except UserError as exc:
+        # Bad input never gets better: tell the engine not to retry.
+        raise NonRetryableException(str(exc)) from exc
+    finally:
+        if not stage.light:
+            _GATE.release()
+    log.info("done %s track=%s", stage.name, track)
+    return stage.output_model.model_validate(out)
+
+
+def _typed(
+    fn: Callable[..., Any], name: str, inp: type, out: type, ctx: type = Context
+) -> Callable[..., Any]:
+    # The SDK reads the return annotation to validate parent outputs (ctx.task_output).
+    fn.__name__ = fn.__qualname__ = name
+    fn.__annotations__ = {"input": inp, "ctx": ctx, "return": out}
+    return fn
+
+
+def _retry_opts(stage_retries: int, settings: Settings) -> dict[str, Any]:
+    opts: dict[str, Any] = {"retries": stage_retries, "schedule_timeout": SCHEDULE_TIMEOUT}
+    if settings.retry_backoff_s > 0:
+        # The engine waits factor**k seconds before retry k (capped).
+        opts.update(backoff_factor=2.0, backoff_max_seconds=60)
+    return opts
+
+
+def build_workflows(hatchet: Hatchet, settings: Settings) -> tuple[Any, Any]:
+    """Generate (`reflector-pipeline`, `reflector-track`) from the DAG declaration."""
+    track_wf = hatchet.workflow(name=TRACK_WF, input_validator=TrackInput)
+    track_tasks: dict[str, Any] = {}
+    for s in PER_TRACK:
+        track_tasks[s.name] = _track_task(track_wf, track_tasks, s, settings)
+
+    wf = hatchet.workflow(name=PIPELINE_WF, input_validator=RunInput)
+    tasks: dict[str, Any] = {}
+    for s in TOP:
+        if s.name not in tasks and FANOUT not in tasks and _needs_fanout(s):
+            tasks[FANOUT] = _fanout_task(wf, tasks, track_wf, settings)
+        tasks[s.name] = _top_task(wf, tasks, s, settings)
+    return wf, track_wf
+
+
+def _needs_fanout(s: dag.Stage) -> bool:
+    return any(p in PER_TRACK_NAMES for p in s.parents)
+
+
+def _top_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) -> Any:
+    parents = list(dict.fromkeys(FANOUT if p in PER_TRACK_NAMES else p for p in s.parents))
+    registered = _timeout(s, None)
+    fanout = tasks.get(FANOUT)
+
+    def body(input: RunInput, ctx: Context) -> BaseModel:
+        outputs: dict[str, Any] = {}
+        for p in s.parents:
+            if p in PER_TRACK_NAMES:
+                per = ctx.task_output(fanout).outputs[p]
+                outputs[p] = [dag.stage(p).output_model.model_validate(o) for o in per]
+            else:
+                outputs[p] = ctx.task_output(tasks[p])
+        return _call(s, s.build(input.pipeline, outputs, None), settings, ctx, None, input)
+
+    fn = _typed(body, s.name, RunInput, s.output_model)
+    return wf.task(
+        name=s.name,
+        parents=[tasks[p] for p in parents],
+        execution_timeout=registered,
+        **_retry_opts(s.retries, settings),
+    )(fn)
+
+
+def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) -> Any:
+    registered = _timeout(s, None)
+
+    def body(input: TrackInput, ctx: Context) -> BaseModel:
+        outputs: dict[str, Any] = {}
+        for p in s.parents:
+            if p in PER_TRACK_NAMES:
+                # Only this track's slot is filled; build() indexes by track.
+                slots: list[Any] = [None] * (input.track + 1)
+                slots[input.track] = ctx.task_output(tasks[p])
+                outputs[p] = slots
+            else:
+                outputs[p] = dag.stage(p).output_model.model_validate(input.upstream[p])
+        inp = s.build(input.pipeline, outputs, input.track)
+        return _call(s, inp, settings, ctx, input.track, input)
+
+    fn = _typed(body, s.name, TrackInput, s.output_model)
+    return wf.task(
+        name=s.name,
+        parents=[tasks[p] for p in s.parents if p in PER_TRACK_NAMES],
+        execution_timeout=registered,
+        **_retry_opts(s.retries, settings),
+    )(fn)
+
+
+def _reused_track(reused: dict[str, dict[str, Any]], track: int) -> dict[str, Any] | None:
+    """Every per-track stage's output for `track` when all were reused, else None."""
+    outs = {s.name: reused.get(node_key(s.name, track)) for s in PER_TRACK}
+    return None if any(o is None for o in outs.values()) else outs
+
+
+def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, settings: Settings) -> Any:
+    registered = timedelta(minutes=10)
+
+    async def body(input: RunInput, ctx: DurableContext) -> FanoutOut:
+        upstream = {p: ctx.task_output(tasks[p]) for p in FANOUT_PARENTS}
+        rec = upstream["get_recording"]
+        assert isinstance(rec, m.RecordingOut)
+        n = len(rec.tracks)
+        _extend(ctx, registered, _fanout_timeout(input.audio_s, n))
+        up_json = {k: v.model_dump(mode="json") for k, v in upstream.items()}
+        # A track whose every stage was reused needs no child run at all.
+        results: list[Any] = [_reused_track(input.reused, i) for i in range(n)]
+        todo = [i for i in range(n) if results[i] is None]
+        items = [
+            track_wf.create_bulk_run_item(
+                input=TrackInput(
+                    pipeline=input.pipeline,
+                    run_id=input.run_id,
+                    audio_s=input.audio_s,
+                    track=i,
+                    upstream=up_json,
+                    reused=input.reused,
+                ),
+                key=f"track-{i}",
+                additional_metadata={RUN_KEY: input.run_id, "track": str(i)},
+            )
+            for i in todo
+        ]
+        log.info("fan out %d of %d track runs for %s", len(todo), n, input.run_id)
+        ran = await track_wf.aio_run_many(items, return_exceptions=True) if items else []
+        errors = [r for r in ran if isinstance(r, BaseException)]
+        if errors:
+            raise RuntimeError(f"{len(errors)} of {n} track runs failed: {errors[0]}")
+        for i, r in zip(todo, ran, strict=True):
+            results[i] = r
+        outputs = {s.name: [dict(r[s.name]) for r in results] for s in PER_TRACK}
+        return FanoutOut(outputs=outputs)
+
+    fn = _typed(body, FANOUT, RunInput, FanoutOut, DurableContext)
+    # A durable task waits in the durable slot pool, so a 1-slot worker still runs the
+    # children (a plain task would hold the only slot while waiting: deadlock).
+    # No retries: the children carry their own, and a failed child stays failed.
+    return wf.durable_task(
+        name=FANOUT,
+        parents=[tasks[p] for p in FANOUT_PARENTS],
+        execution_timeout=registered,
+        retries=0,
+        schedule_timeout=SCHEDULE_TIMEOUT,
+    )(fn)
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def run_worker(settings: Settings, slots: int = 1, name: str = "reflector-worker") -> None:
+    """Register both workflows and process tasks until stopped (blocks; main thread only)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    t0 = time.monotonic()
+    warm_up(asr_options(settings))
+    log.info("whisper model %s loaded in %.1fs", settings.model, time.monotonic() - t0)
+    hatchet = client()
+    cfg = hatchet.config
+    log.info(
+        "worker %s: engine %s (api %s), namespace %r, %d slots, data dir %s",
+        name,
+        cfg.host_port,
+        cfg.server_url,
+        cfg.namespace,
+        slots,
+        settings.data_dir,
+    )
+    if cfg.healthcheck.enabled:
+        log.info("health check on http://127.0.0.1:%d/health", cfg.healthcheck.port)
+    _GATE.configure(slots)
+    wf, track_wf = build_workflows(hatchet, settings)
+    hatchet.worker(name, slots=engine_slots(slots), workflows=[wf, track_wf]).start()
