@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reflector_cli.llm.base import TopicChunk, TopicText, Utterance
-from reflector_cli.llm.extractive import is_generic_title
+from reflector_cli.llm.text import is_generic_title
 from reflector_cli.models import ActionItems, Decision, NextStep
 
 MAX_TITLE_WORDS = 10
