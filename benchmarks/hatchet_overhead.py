@@ -2,7 +2,8 @@
 
 Needs a running engine and its env: `eval "$(scripts/hatchet-local env)"`. Starts its own
 worker subprocess; prints one JSON object. The engine's `started_at` is when a task reached
-the worker: heavy stages may then still wait for the worker's CPU gate (providers/hatchet/workflows.py).
+the worker: heavy stages may then still wait for the worker's CPU gate
+(providers/hatchet/workflows.py).
 """
 
 from __future__ import annotations
