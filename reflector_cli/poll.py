@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
 from pydantic import ValidationError
 
 from reflector_cli.config import Settings
 from reflector_cli.errors import PermanentStageError
 from reflector_cli.sources.daily import (
-    PAGE_SIZE,
     DailyApiError,
     DailyClient,
     DailyRecording,
@@ -22,26 +20,6 @@ from reflector_cli.store.repo import Store
 from reflector_cli.triggers import Trigger, Triggers, fire, subprocess_trigger, valid_recording_id
 
 log = logging.getLogger("reflector.poll")
-
-
-def list_recordings(
-    daily: DailyClient,
-    *,
-    known: Callable[[str], bool] = lambda _id: False,
-    max_pages: int = 10,
-) -> list[DailyRecording]:
-    """Recordings newest first, paging back with `starting_after` until a short page, a page
-    whose ids are all `known` (older ones were seen by an earlier poll), or `max_pages`.
-    The client retries 429 (honouring Retry-After), 5xx and network errors with backoff."""
-    out: list[DailyRecording] = []
-    after: str | None = None
-    for _ in range(max_pages):
-        page = daily.list_recordings(PAGE_SIZE, after)
-        out.extend(page)
-        if len(page) < PAGE_SIZE or all(known(r.id) for r in page):
-            break
-        after = page[-1].id
-    return out
 
 
 def is_finished_raw_tracks(rec: DailyRecording) -> bool:
@@ -66,7 +44,12 @@ def poll_once(
     store = Store(settings.db_path)
     try:
         book = Triggers(store)
-        recs = list_recordings(client, known=lambda rid: book.get(rid) is not None)
+        # Older pages were seen by an earlier poll once a whole page is known.
+        recs = list(
+            client.iter_recordings(
+                last_page=lambda page: all(book.get(r.id) is not None for r in page)
+            )
+        )
         ready = [r for r in recs if is_finished_raw_tracks(r) and valid_recording_id(r.id)]
         ready.sort(key=lambda r: (r.start_ts or 0, r.id))
         room = None if max_running is None else max(0, max_running - book.running())

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, TypedDict, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from reflector_cli.config import Settings
-from reflector_cli.errors import ConfigError
+from reflector_cli.errors import ConfigError, ServiceUnavailable
 from reflector_cli.llm import prompts as P
 from reflector_cli.llm.base import (
     Backend,
@@ -59,7 +59,7 @@ class RetryableLlmError(Exception):
         self.retry_after = retry_after
 
 
-class LlmUnavailableError(Exception):
+class LlmUnavailableError(ServiceUnavailable):
     """The server kept failing; transient, so the provider may retry the whole stage later."""
 
 

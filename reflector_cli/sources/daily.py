@@ -214,13 +214,19 @@ class DailyClient:
         return [DailyRecording.model_validate(r) for r in data.get("data") or []]
 
     def iter_recordings(
-        self, max_pages: int = 10, limit: int = PAGE_SIZE
+        self,
+        max_pages: int = 10,
+        limit: int = PAGE_SIZE,
+        *,
+        last_page: Callable[[list[DailyRecording]], bool] = lambda _page: False,
     ) -> Iterator[DailyRecording]:
+        """Recordings newest first, paging back with `starting_after` until a short page, a
+        page `last_page` accepts, or `max_pages`."""
         after: str | None = None
         for _ in range(max_pages):
             page = self.list_recordings(limit, after)
             yield from page
-            if len(page) < limit:
+            if len(page) < limit or last_page(page):
                 return
             after = page[-1].id
 
