@@ -88,6 +88,15 @@ def audio_seconds(pipe: m.PipelineInput) -> float | None:
     return max((t.offset_s + t.duration_s for t in scan.tracks), default=0.0)
 
 
+# Lower bound for listing a run's tasks (the list API needs a window): slack for clock skew.
+LISTING_SLACK = timedelta(minutes=5)
+
+
+def listing_since(run: dict[str, Any]) -> datetime:
+    """Where to start listing the tasks of stored run `run`."""
+    return datetime.fromisoformat(str(run["created_at"]).replace("Z", "+00:00")) - LISTING_SLACK
+
+
 def list_tasks(hatchet: Hatchet, run_id: str, since: datetime) -> list[Any]:
     """Every task (pipeline and track runs) tagged with our run id."""
     res = hatchet.runs.list(

@@ -9,7 +9,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from hatchet_sdk import Hatchet
@@ -21,6 +21,7 @@ from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.providers.hatchet.common import (
     LISTING_LAG_S,
+    LISTING_SLACK,
     ORDER,
     PER_TRACK_NAMES,
     PIPELINE_WF,
@@ -32,12 +33,16 @@ from reflector_cli.providers.hatchet.common import (
     audio_seconds,
     client,
     list_tasks,
+    listing_since,
     log,
     node_key,
     task_name,
 )
 from reflector_cli.providers.local import RunOutcome
 from reflector_cli.runlog import RunLog
+
+# What Stage.build raises while a parent's output is missing (not reused, not seen yet).
+_INPUT_NOT_READY = (KeyError, IndexError, TypeError, AttributeError, ValidationError)
 
 
 class Node:
@@ -112,7 +117,7 @@ class HatchetProvider:
         self._hatchet = hatchet
         self.engine_run_id: str | None = None
         # Lower bound for listing the run's tasks (the engine's list API needs a window).
-        self._since = since or datetime.now(UTC) - timedelta(minutes=5)
+        self._since = since or datetime.now(UTC) - LISTING_SLACK
         # The RUN_KEY the engine's tasks carry: an engine replay keeps the replayed run's tag.
         self._tag = log.run_id
         # Engine replay: retry_count of each task before the replay (see replay_engine_run).
@@ -132,7 +137,7 @@ class HatchetProvider:
         pipe = self.log.pipe
         state = state if state is not None else self.reuse_checkpoints()
         reused = {
-            node_key(name, track): _output_of(state.outputs, name, track).model_dump(mode="json")
+            node_key(name, track): state.output(name, track).model_dump(mode="json")
             for (name, track), node in state.nodes.items()
             if node.final
         }
@@ -170,13 +175,12 @@ class HatchetProvider:
                     continue
                 try:
                     inp = s.build(self.log.pipe, state.outputs, track)
-                except (KeyError, IndexError, TypeError, AttributeError, ValidationError):
+                except _INPUT_NOT_READY:
                     continue  # a parent runs again, so this stage's input is not known yet
                 out = self.log.try_reuse(s.name, track, inp)
                 if out is None:
                     continue
-                put_output(state.outputs, s.name, track, out)
-                state.nodes.setdefault((s.name, track), Node()).final = True
+                state.settle(s.name, track, out)
                 if isinstance(out, m.RecordingOut):
                     n_tracks = len(out.tracks)
         return state
@@ -257,8 +261,7 @@ class HatchetProvider:
         engine kept going, so there is nothing to start again.
         """
         engine_run_id = str(run["engine_run_id"])
-        created = datetime.fromisoformat(str(run["created_at"]).replace("Z", "+00:00"))
-        self._since = created - timedelta(minutes=5)
+        self._since = listing_since(run)
         self.engine_run_id = engine_run_id
         self.log.store.set_run(self.log.run_id, status="running")
         return self.follow(engine_run_id, self.restore())
@@ -274,8 +277,7 @@ class HatchetProvider:
             attempts = int(row["attempts"] or 0)
             if row["status"] == "done" and row["output"]:
                 out = dag.stage(name).output_model.model_validate_json(row["output"])
-                put_output(state.outputs, name, track, out)
-                node.final = True
+                state.settle(name, track, out)
             elif row["status"] == "failed":
                 state.failures.append((name, row["error"] or "failed"))
                 node.final = True
@@ -320,7 +322,6 @@ class HatchetProvider:
                 self._advance(name, track, r, node, state)
 
     def _advance(self, name: str, track: int | None, r: Any, node: Node, state: Mirror) -> None:
-        outputs = state.outputs
         retries = int(r.retry_count or 0)
         started = r.status in (V1TaskStatus.RUNNING, V1TaskStatus.COMPLETED, V1TaskStatus.FAILED)
         if r.status == V1TaskStatus.CANCELLED and r.started_at is None and retries == 0:
@@ -331,8 +332,8 @@ class HatchetProvider:
         while node.logged < target:
             if node.logged % 2 == 0:
                 try:
-                    inp = s.build(self.log.pipe, outputs, track)
-                except (KeyError, IndexError, TypeError, AttributeError, ValidationError):
+                    inp = s.build(self.log.pipe, state.outputs, track)
+                except _INPUT_NOT_READY:
                     return  # a parent's output not seen yet (e.g. a retried track): next poll
                 self.log.started(name, track, inp)
             else:
@@ -340,9 +341,7 @@ class HatchetProvider:
                 self.log.failed(name, track, _one_line(err), final=False)
             node.logged += 1
         if r.status == V1TaskStatus.COMPLETED:
-            out = self.log.done(name, track, r.output or {})
-            put_output(outputs, name, track, out)
-            node.final = True
+            state.settle(name, track, self.log.done(name, track, r.output or {}))
         elif r.status in (V1TaskStatus.FAILED, V1TaskStatus.CANCELLED):
             # Until the run is over a FAILED listing may be followed by another attempt: the
             # engine lists it between retries, and after a failed delivery to a worker, which
@@ -365,13 +364,17 @@ class Mirror:
         self.run_over = False  # the engine run is terminal: a FAILED task won't be retried
         self.disagree_since: float | None = None  # listing terminal, core tables not (yet)
 
+    def settle(self, name: str, track: int | None, out: BaseModel) -> None:
+        """`out` is the node's final output (done or reused): nothing more to mirror for it."""
+        _put_output(self.outputs, name, track, out)
+        self.nodes.setdefault((name, track), Node()).final = True
 
-def _output_of(outputs: dict[str, Any], name: str, track: int | None) -> BaseModel:
-    out = outputs[name]
-    return out if track is None else out[track]
+    def output(self, name: str, track: int | None) -> BaseModel:
+        out = self.outputs[name]
+        return out if track is None else out[track]
 
 
-def put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:
+def _put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:
     """Store a stage output the way dag.Stage.build reads it (per-track: list by track)."""
     if track is None:
         outputs[name] = out

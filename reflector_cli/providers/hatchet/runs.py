@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
 from typing import Any
 
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
@@ -18,9 +17,10 @@ from reflector_cli.providers.hatchet.common import (
     SUBMITTED,
     TERMINAL,
     list_tasks,
+    listing_since,
     task_name,
 )
-from reflector_cli.providers.hatchet.follow import HatchetProvider, Mirror, Node, put_output
+from reflector_cli.providers.hatchet.follow import HatchetProvider, Mirror
 from reflector_cli.providers.local import RunOutcome
 from reflector_cli.runlog import RunLog
 from reflector_cli.store.repo import Store
@@ -35,8 +35,7 @@ def replay_engine_run(log: RunLog, old_run: dict[str, Any], settings: Settings) 
     engine_run_id = old_run.get("engine_run_id")
     if not engine_run_id:
         raise UserError(f"run {old_run['id']}: no engine run id recorded; pass --force")
-    created = datetime.fromisoformat(str(old_run["created_at"]).replace("Z", "+00:00"))
-    prov = HatchetProvider(settings, log, since=created - timedelta(minutes=5))
+    prov = HatchetProvider(settings, log, since=listing_since(old_run))
     prov._tag = str(old_run["id"])
     rows = list_tasks(prov.hatchet, prov._tag, prov._since)
     failed = [r for r in rows if r.status == V1TaskStatus.FAILED]
@@ -76,9 +75,8 @@ def _reuse_old(log: RunLog, old_run_id: str, replayed: set[str]) -> Mirror:
     for r in sorted(rows, key=lambda r: (ORDER[r["stage"]], r["track"] or -1)):
         name, track = r["stage"], r["track"]
         out = log.try_reuse(name, track, dag.stage(name).build(log.pipe, state.outputs, track))
-        put_output(state.outputs, name, track, out)
-        state.nodes[(name, track)] = node = Node()
-        node.final = True
+        assert out is not None  # pinned: try_reuse returns the old run's output as is
+        state.settle(name, track, out)
     return state
 
 
@@ -156,8 +154,7 @@ def sync_run(store: Store, run_id: str, settings: Settings) -> dict[str, Any]:
         primary = run["role"] == "primary"
         sink = EventSink(store, pipe.transcript_id, run_id)
         log = RunLog(store, settings, pipe, run_id, sink, reuse=False, hooks=primary)
-        created = datetime.fromisoformat(str(run["created_at"]).replace("Z", "+00:00"))
-        prov = HatchetProvider(settings, log, since=created - timedelta(minutes=5))
+        prov = HatchetProvider(settings, log, since=listing_since(run))
         engine_run_id = str(run["engine_run_id"])
         state = prov.restore()
         status = prov.sync_once(engine_run_id, state)
