@@ -160,13 +160,13 @@ def _replay_locked(
     if from_stage is not None:
         log.pinned = {k: v for k, v in _outputs(store, old["id"]).items() if k[0] not in rerun}
     try:
-        if old["provider"] == "hatchet" and not force and from_stage is None:
-            # Version-locked Hatchet replay: the engine re-runs the same run's failed tasks.
-            from reflector_cli.providers.hatchet import replay_engine_run
-
-            outcome = replay_engine_run(log, old, settings)
+        prov = make_provider(old["provider"], settings, log, rerun)
+        engine_replay = getattr(prov, "replay_failed", None)
+        if engine_replay is not None and not force and from_stage is None:
+            # A provider on an engine replays the same run's failed tasks in place.
+            outcome = engine_replay(old)
         else:
-            outcome = make_provider(old["provider"], settings, log, rerun).run()
+            outcome = prov.run()
     except BaseException as exc:
         store.finish_run(run_id, "error", None, f"{type(exc).__name__}: {exc}")
         raise

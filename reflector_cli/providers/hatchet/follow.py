@@ -266,6 +266,12 @@ class HatchetProvider:
         self.log.store.set_run(self.log.run_id, status="running")
         return self.follow(engine_run_id, self.restore())
 
+    def replay_failed(self, old_run: dict[str, Any]) -> RunOutcome:
+        """Version-locked replay on the engine: it re-runs `old_run`'s failed tasks in place."""
+        from reflector_cli.providers.hatchet.runs import replay_engine_run
+
+        return replay_engine_run(self, old_run)
+
     def restore(self) -> Mirror:
         """What an earlier process already recorded for this run (for `sync_run`)."""
         state = Mirror()

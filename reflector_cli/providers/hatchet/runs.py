@@ -26,16 +26,17 @@ from reflector_cli.runlog import RunLog
 from reflector_cli.store.repo import Store
 
 
-def replay_engine_run(log: RunLog, old_run: dict[str, Any], settings: Settings) -> RunOutcome:
-    """Replay `old_run`'s engine run in place and follow it as run `log.run_id`.
+def replay_engine_run(prov: HatchetProvider, old_run: dict[str, Any]) -> RunOutcome:
+    """Replay `old_run`'s engine run in place and follow it as run `prov.log.run_id`.
 
     The engine re-executes the failed tasks and their descendants (same task ids, retry_count
     bumped by one); every other stage is recorded as reused from the old run's checkpoints.
     """
+    log = prov.log
     engine_run_id = old_run.get("engine_run_id")
     if not engine_run_id:
         raise UserError(f"run {old_run['id']}: no engine run id recorded; pass --force")
-    prov = HatchetProvider(settings, log, since=listing_since(old_run))
+    prov._since = listing_since(old_run)
     prov._tag = str(old_run["id"])
     rows = list_tasks(prov.hatchet, prov._tag, prov._since)
     failed = [r for r in rows if r.status == V1TaskStatus.FAILED]
