@@ -15,15 +15,13 @@ def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str,
 
 
 def check_model(settings: Settings) -> dict[str, Any]:
-    path = Path(settings.model).expanduser()
-    if path.is_dir() and (path / "model.bin").is_file():
-        return _check("whisper model", True, str(path))
-    return _check(
-        "whisper model",
-        False,
-        f"{settings.model}: not a CTranslate2 model directory "
-        "(set REFLECTOR_MODEL or --model to a local path)",
-    )
+    from reflector_cli.errors import ConfigError
+    from reflector_cli.whisper_models import resolve_model
+
+    try:
+        return _check("whisper model", True, str(resolve_model(settings.model)))
+    except ConfigError as exc:
+        return _check("whisper model", False, f"{exc} (or set REFLECTOR_MODEL)")
 
 
 def check_audio() -> dict[str, Any]:

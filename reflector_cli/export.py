@@ -1,4 +1,4 @@
-"""Render a FinalDoc as plain text, SubRip, WebVTT or Markdown, always with speaker names.
+"""Render a FinalDoc as plain text, SubRip, WebVTT, TSV or Markdown, always with speaker names.
 
 Pure functions of the document: no storage, database or CLI access.
 """
@@ -173,6 +173,20 @@ def to_vtt(doc: FinalDoc) -> str:
         times = f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}"
         blocks.append(f"{i}\n{times}\n<v {vtt_escape(c.name)}>{text}\n")
     return "\n".join(blocks)
+
+
+def _tsv_cell(text: str) -> str:
+    return _clean(text.replace("\t", " "))
+
+
+def to_tsv(doc: FinalDoc) -> str:
+    """whisper's TSV plus a speaker column: `start<TAB>end<TAB>speaker<TAB>text`, integer ms."""
+    rows = ["start\tend\tspeaker\ttext"]
+    rows += [
+        f"{round(c.start * 1000)}\t{round(c.end * 1000)}\t{_tsv_cell(c.name)}\t{_tsv_cell(c.text)}"
+        for c in cues(doc)
+    ]
+    return "".join(r + "\n" for r in rows)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from enum import StrEnum
 from importlib.metadata import version as pkg_version
@@ -15,17 +16,22 @@ from rich.console import Console
 
 from reflector_cli.config import Settings, load_settings
 from reflector_cli.errors import UserError
+from reflector_cli.outputs import FORMATS
 
 app = typer.Typer(
     help="Turn multitrack meeting recordings into speaker-attributed transcripts, topics, "
     "titles and summaries stored in SQLite.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain Click help: rich markup would eat "[default: …]" and show `<bool>` on every flag.
+    rich_markup_mode=None,
 )
-runs_app = typer.Typer(help="List pipeline runs, or show one run's stages.")
+runs_app = typer.Typer(help="List pipeline runs, or show one run's stages.", rich_markup_mode=None)
 app.add_typer(runs_app, name="runs")
-worker_app = typer.Typer(help="Run a worker that executes stages for a durable provider.")
+worker_app = typer.Typer(
+    help="Run a worker that executes stages for a durable provider.", rich_markup_mode=None
+)
 app.add_typer(worker_app, name="worker")
 
 err = Console(stderr=True)
@@ -36,6 +42,23 @@ DataDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--data-dir", help="Where artifacts and reflector.sqlite3 live.", show_default=False
+    ),
+]
+
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        help=f"{', '.join(FORMATS)}: one, a comma list, or all.",
+    ),
+]
+OutputDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output-dir",
+        help="Write one file per format here, named <date>-<title>.<ext>.",
+        show_default=False,
     ),
 ]
 
@@ -59,13 +82,36 @@ def _version_cb(value: bool) -> None:
         raise typer.Exit()
 
 
+class Verbosity:
+    """Set once by the global -v/-q flags; commands read it (progress on or off)."""
+
+    quiet = False
+    verbose = False
+
+
+def progress_enabled(as_json: bool = False) -> bool:
+    """Live progress goes to a terminal only, never with --json or --quiet."""
+    return not as_json and not Verbosity.quiet and err.is_terminal
+
+
 @app.callback()
 def main_callback(
     version: Annotated[
         bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Show version.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what happens (DEBUG) on stderr.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No live progress; log errors only.")
+    ] = False,
 ) -> None:
     """reflector: multitrack meeting recordings in, transcripts and summaries out."""
+    if verbose and quiet:
+        raise typer.BadParameter("--verbose and --quiet: choose one")
+    Verbosity.verbose, Verbosity.quiet = verbose, quiet
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
 class Provider(StrEnum):
@@ -78,7 +124,11 @@ def open_store(settings: Settings) -> Any:
     from reflector_cli.store.repo import Store
 
     if not settings.db_path.exists():
-        raise UserError(f"{settings.db_path}: no database yet (run `reflector process` first)")
+        where = Path(settings.data_dir).expanduser().resolve()
+        raise UserError(
+            f"no database in data dir {where} (run `reflector process` first, or point at "
+            "another with --data-dir DIR or REFLECTOR_DATA_DIR)"
+        )
     return Store(settings.db_path)
 
 

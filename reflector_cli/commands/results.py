@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,9 @@ from rich.table import Table
 
 from reflector_cli.commands.base import (
     DataDirOpt,
+    FormatOpt,
     JsonOpt,
+    OutputDirOpt,
     app,
     emit_json,
     err,
@@ -22,6 +23,8 @@ from reflector_cli.commands.base import (
     out,
     settings_from,
 )
+from reflector_cli.errors import UserError
+from reflector_cli.outputs import FORMATS, parse_formats, write_outputs
 
 # --------------------------------------------------------------------------- show / export
 
@@ -68,50 +71,35 @@ def _mmss(seconds: float) -> str:
     return f"{s // 60:02d}:{s % 60:02d}"
 
 
-class ExportFormat(StrEnum):
-    json = "json"
-    txt = "txt"
-    srt = "srt"
-    vtt = "vtt"
-    md = "md"
-
-
 @app.command()
 def export(
     ident: Annotated[str, typer.Argument(help="Transcript id, recording id or run id.")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        ExportFormat.json
-    ),
+    fmt: FormatOpt = "json",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write to this file instead of stdout.", show_default=False
+        ),
     ] = None,
+    output_dir: OutputDirOpt = None,
     data_dir: DataDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Export a transcript with speaker names (json, txt, srt, vtt, md)."""
-    from reflector_cli import export as exporters
-    from reflector_cli.pipeline import final_doc_from_store, result_view
-
+    """Export a transcript with speaker names, to stdout, a file, or a folder of files."""
     store = open_store(settings_from(data_dir=data_dir))
     row = find_transcript(store, ident)
-    if as_json:
-        fmt = ExportFormat.json
-    if fmt is ExportFormat.json:
-        doc = result_view(store, row["id"])
-        doc["action_items"] = json.loads(row["action_items"] or "{}")
-        doc["words"] = store.words(row["id"])
-        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    else:
-        final = final_doc_from_store(store, row["id"])
-        render = {
-            ExportFormat.txt: exporters.to_txt,
-            ExportFormat.srt: exporters.to_srt,
-            ExportFormat.vtt: exporters.to_vtt,
-            ExportFormat.md: exporters.to_markdown,
-        }[fmt]
-        text = render(final)
+    formats = ["json"] if as_json else parse_formats(fmt)
+    if output_dir is not None:
+        if output is not None:
+            raise UserError("--output and --output-dir: give one of them")
+        for path in write_outputs(store, row["id"], formats, output_dir):
+            err.print(f"wrote {path}", markup=False, highlight=False)
+        return
+    if len(formats) > 1:
+        raise UserError(f"--format {fmt}: several formats need --output-dir DIR")
+    text = FORMATS[formats[0]].render(store, row["id"])
     if output:
         output.write_text(text, encoding="utf-8")
-        err.print(f"wrote {output}")
+        err.print(f"wrote {output}", markup=False, highlight=False)
     else:
         sys.stdout.write(text)

@@ -181,16 +181,31 @@ def _load_manifest(folder: Path) -> Manifest | None:
         where = ".".join(str(x) for x in err["loc"]) or "top level"
         raise UserError(f"{mpath}: {where}: {one_line(err['msg'])}") from None
     seen: set[str] = set()
-    for p in manifest.participants:
-        # Plain names only: the content hash and the raw keys cover the folder's top level.
-        if p.file in {"", ".", ".."} or "/" in p.file or "\\" in p.file:
-            raise UserError(f"{mpath}: file {p.file!r} must be a file name in the folder")
+    for i, p in enumerate(manifest.participants):
+        p.file = _inside(folder, p.file, f"{mpath}: participants.{i}.file {p.file!r}")
         if p.file in seen:
             raise UserError(f"{mpath}: file {p.file!r} is listed twice")
         seen.add(p.file)
         if not (folder / p.file).is_file():
             raise UserError(f"{mpath}: file {p.file!r} is not in {folder}")
     return manifest
+
+
+def _inside(folder: Path, file: str, where: str) -> str:
+    """`file` as a normalised relative POSIX path that stays inside `folder`, else UserError.
+
+    Subfolders are fine (`tracks/alice.webm`); `..`, absolute paths and symlinks that lead
+    out of the folder are not: a manifest must never make us read files elsewhere.
+    """
+    rel = PurePosixPath(file)
+    if "\\" in file or rel.is_absolute() or not rel.parts or ".." in rel.parts:
+        raise UserError(f"{where}: must be a relative path inside the folder (no '..')")
+    norm = "/".join(part for part in rel.parts if part != ".")
+    if not norm:
+        raise UserError(f"{where}: must name a file, not the folder itself")
+    if not (folder / norm).resolve().is_relative_to(folder.resolve()):
+        raise UserError(f"{where}: leads outside the folder through a symlink")
+    return norm
 
 
 def _detect_offset(file: str, probe: Probe, daily: DailyName | None, warnings: list[str]) -> float:
@@ -291,17 +306,17 @@ def recording_id_for_folder(path: Path) -> str:
         # Manifest tracks may have any extension; hash them too (bad manifests fail later).
         try:
             raw = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-            listed = {str(p["file"]) for p in raw.get("participants", [])}
-        except (ValueError, TypeError, KeyError, AttributeError):
-            listed = set()
-    files += [
-        folder / n
-        for n in listed
-        if "/" not in n and (folder / n).is_file() and folder / n not in files
-    ]
+            listed = {_inside(folder, str(p["file"]), "") for p in raw.get("participants", [])}
+        except (ValueError, TypeError, KeyError, AttributeError, UserError):
+            listed = set()  # a bad manifest is refused by scan_folder, with the reason
+    files += [folder / n for n in listed if (folder / n).is_file() and folder / n not in files]
     h = hashlib.sha256()
-    for p in sorted(files, key=lambda p: p.name):
-        h.update(p.name.encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
+
+    def rel(p: Path) -> str:  # a top-level file hashes by its bare name, as it always did
+        return p.relative_to(folder).as_posix()
+
+    for p in sorted(files, key=rel):
+        h.update(rel(p).encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
         with p.open("rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)

@@ -165,6 +165,12 @@ class Store:
                     tid,
                 ),
             )
+            # The meeting's room and start time name export files and date search hits.
+            self.conn.execute(
+                "UPDATE recordings SET room = COALESCE(?, room),"
+                " started_at_ms = COALESCE(?, started_at_ms) WHERE id = ?",
+                (doc.room, doc.started_at_ms, doc.recording_id),
+            )
 
     def set_audio_deleted(self, transcript_id: str) -> None:
         self.conn.execute(
