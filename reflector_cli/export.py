@@ -212,6 +212,70 @@ def _demote_headings(markdown: str, levels: int = 2) -> str:
     return "\n".join(out)
 
 
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences(text: str) -> list[str]:
+    return [x for x in _SENTENCE.split(_clean(text)) if x]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.replace("\\", "").casefold().split())
+
+
+def _heading_rank(block: str) -> int | None:
+    """Markdown heading depth, 7 for a bold-only line (a subject), None for a paragraph."""
+    m = _HEADING.match(block)
+    if m and "\n" not in block:
+        return len(m.group(1))
+    if block.startswith("**") and block.endswith("**") and "\n" not in block:
+        return 7
+    return None
+
+
+def _summary_blocks(doc: FinalDoc) -> tuple[list[str], set[str]]:
+    """`## Summary`: the short summary, then the long one, never saying a sentence, paragraph
+    or heading twice (a long summary's "Quick recap" is usually the short summary again), and
+    no heading left without text under it. Also returns the sentences printed, normalised."""
+    raw = ["## Summary", doc.short_summary.strip() or "_No summary._"]
+    if doc.long_summary.strip():
+        raw += [b.strip() for b in _demote_headings(doc.long_summary).split("\n\n") if b.strip()]
+    said: set[str] = set()
+    headings: set[str] = set()
+    # (rank, text or None): a heading dropped as a repeat still ends the section above it.
+    blocks: list[tuple[int | None, str | None]] = []
+    for block in raw:
+        rank = _heading_rank(block)
+        if rank is not None:
+            key = _norm(block.lstrip("#").strip("* "))
+            blocks.append((rank, None if key in headings else block))
+            headings.add(key)
+            continue
+        if "\n" in block:  # a list or table: whole-block repeats only
+            fresh = [] if _norm(block) in said else [block]
+            said.add(_norm(block))
+        else:
+            fresh = [x for x in sentences(block) if _norm(x) not in said]
+            said.update(_norm(x) for x in fresh)
+        if fresh:
+            blocks.append((None, " ".join(fresh)))
+    out = [
+        text
+        for i, (rank, text) in enumerate(blocks)
+        if text is not None and (rank is None or _has_text_under(blocks[i + 1 :], rank))
+    ]
+    return [line for b in out for line in (b, "")], said
+
+
+def _has_text_under(rest: list[tuple[int | None, str | None]], rank: int) -> bool:
+    for r, _text in rest:
+        if r is None:
+            return True
+        if r <= rank:
+            return False
+    return False
+
+
 def _participant_names(doc: FinalDoc) -> list[str]:
     names = speaker_names(doc)
     speakers = sorted({p.speaker for p in doc.participants} | {w.speaker for w in doc.words})
@@ -256,19 +320,16 @@ def to_markdown(doc: FinalDoc) -> str:
         f"- **Participants:** {participants}",
         f"- **Language:** {md_escape(doc.language)}",
         "",
-        "## Summary",
-        "",
-        doc.short_summary.strip() or "_No summary._",
-        "",
     ]
-    if doc.long_summary.strip():
-        lines += [_demote_headings(doc.long_summary), ""]
-    lines += ["## Action items", "", *_action_items(doc), "", "## Topics", ""]
+    summary, said = _summary_blocks(doc)
+    lines += [*summary, "## Action items", "", *_action_items(doc), "", "## Topics", ""]
     if doc.topics:
         for t in doc.topics:
             lines.append(f"- **[{clock(t.start, hours)}] {md_escape(t.title)}**")
-            if t.summary.strip():
-                lines.append(f"  {md_escape(t.summary)}")
+            # Only what the summaries above did not already say.
+            fresh = [x for x in sentences(t.summary) if _norm(x) not in said]
+            if fresh:
+                lines.append(f"  {md_escape(' '.join(fresh))}")
     else:
         lines.append("_No topics._")
     lines += ["", "## Transcript", ""]

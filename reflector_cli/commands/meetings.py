@@ -50,7 +50,12 @@ def search(
         emit_json(docs)
         return
     if not docs:
-        err.print(f"no meeting contains {' '.join(words)!r}", markup=False, highlight=False)
+        err.print(
+            f"no meeting contains {' '.join(words)!r}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         return
     table = Table("meeting", "speaker", "at", "snippet")
     for d, h in zip(docs, hits, strict=True):
@@ -121,4 +126,4 @@ def rename(
         if n
         else "the summaries do not mention the old name (nothing else changed)"
     )
-    err.print(f"{result['old']} → {new}; {where}", markup=False, highlight=False)
+    err.print(f"{result['old']} → {new}; {where}", markup=False, highlight=False, soft_wrap=True)

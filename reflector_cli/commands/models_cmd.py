@@ -34,6 +34,7 @@ def list_cmd(as_json: JsonOpt = False) -> None:
         f"pull another with `reflector models pull NAME` (into {models_dir()})",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -49,4 +50,9 @@ def pull_cmd(
     if as_json:
         emit_json({"name": name, "path": str(path)})
         return
-    err.print(f"{name}: ready at {path} (use --model {name})", markup=False, highlight=False)
+    err.print(
+        f"{name}: ready at {path} (use --model {name})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

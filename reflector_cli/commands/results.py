@@ -93,13 +93,13 @@ def export(
         if output is not None:
             raise UserError("--output and --output-dir: give one of them")
         for path in write_outputs(store, row["id"], formats, output_dir):
-            err.print(f"wrote {path}", markup=False, highlight=False)
+            err.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
         return
     if len(formats) > 1:
         raise UserError(f"--format {fmt}: several formats need --output-dir DIR")
     text = FORMATS[formats[0]].render(store, row["id"])
     if output:
         output.write_text(text, encoding="utf-8")
-        err.print(f"wrote {output}", markup=False, highlight=False)
+        err.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
     else:
         sys.stdout.write(text)
