@@ -59,17 +59,29 @@ def looks_like_path(ref: str) -> bool:
     return "/" in ref or "\\" in ref or ref.startswith((".", "~"))
 
 
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, located the way huggingface_hub locates it."""
+    if env := os.environ.get("HF_HUB_CACHE"):
+        return Path(env).expanduser()
+    home = os.environ.get("HF_HOME") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "huggingface"
+    )
+    return Path(home).expanduser() / "hub"
+
+
 def _hf_cached(name: str) -> Path | None:
+    """`Systran/faster-whisper-<name>` in the HF cache (refs/main -> snapshots/<commit>).
+
+    Read from the filesystem directly: resolving a name must never reach for the network.
+    """
     repo = known_models().get(name)
     if repo is None:
         return None
-    try:
-        from huggingface_hub import snapshot_download
-
-        path = Path(snapshot_download(repo, local_files_only=True, allow_patterns=MODEL_FILES))
-    except Exception:  # noqa: BLE001 - any miss in the HF cache is simply "not cached"
-        return None
-    return path if _is_model_dir(path) else None
+    root = hf_cache_dir() / f"models--{repo.replace('/', '--')}"
+    ref = root / "refs" / "main"
+    commit = ref.read_text().strip() if ref.is_file() else ""
+    path = root / "snapshots" / commit if commit else None
+    return path if path is not None and _is_model_dir(path) else None
 
 
 def resolve_model(name_or_path: str) -> Path:
