@@ -234,22 +234,18 @@ def _heading_rank(block: str) -> int | None:
 
 
 def _summary_blocks(doc: FinalDoc) -> tuple[list[str], set[str]]:
-    """`## Summary`: the short summary, then the long one, never saying a sentence, paragraph
-    or heading twice (a long summary's "Quick recap" is usually the short summary again), and
-    no heading left without text under it. Also returns the sentences printed, normalised."""
+    """`## Summary`: the short summary, then the long one, never saying a sentence or paragraph
+    twice (a long summary's "Quick recap" is usually the short summary again), and no heading
+    left without text under it. Also returns the sentences printed, normalised."""
     raw = ["## Summary", doc.short_summary.strip() or "_No summary._"]
     if doc.long_summary.strip():
         raw += [b.strip() for b in _demote_headings(doc.long_summary).split("\n\n") if b.strip()]
     said: set[str] = set()
-    headings: set[str] = set()
-    # (rank, text or None): a heading dropped as a repeat still ends the section above it.
-    blocks: list[tuple[int | None, str | None]] = []
+    blocks: list[tuple[int | None, str]] = []  # (heading rank or None, text)
     for block in raw:
         rank = _heading_rank(block)
         if rank is not None:
-            key = _norm(block.lstrip("#").strip("* "))
-            blocks.append((rank, None if key in headings else block))
-            headings.add(key)
+            blocks.append((rank, block))
             continue
         if "\n" in block:  # a list or table: whole-block repeats only
             fresh = [] if _norm(block) in said else [block]
@@ -262,12 +258,12 @@ def _summary_blocks(doc: FinalDoc) -> tuple[list[str], set[str]]:
     out = [
         text
         for i, (rank, text) in enumerate(blocks)
-        if text is not None and (rank is None or _has_text_under(blocks[i + 1 :], rank))
+        if rank is None or _has_text_under(blocks[i + 1 :], rank)
     ]
     return [line for b in out for line in (b, "")], said
 
 
-def _has_text_under(rest: list[tuple[int | None, str | None]], rank: int) -> bool:
+def _has_text_under(rest: list[tuple[int | None, str]], rank: int) -> bool:
     for r, _text in rest:
         if r is None:
             return True

@@ -200,9 +200,7 @@ def _inside(folder: Path, file: str, where: str) -> str:
     rel = PurePosixPath(file)
     if "\\" in file or rel.is_absolute() or not rel.parts or ".." in rel.parts:
         raise UserError(f"{where}: must be a relative path inside the folder (no '..')")
-    norm = "/".join(part for part in rel.parts if part != ".")
-    if not norm:
-        raise UserError(f"{where}: must name a file, not the folder itself")
+    norm = rel.as_posix()  # PurePosixPath already dropped "." parts and doubled slashes
     if not (folder / norm).resolve().is_relative_to(folder.resolve()):
         raise UserError(f"{where}: leads outside the folder through a symlink")
     return norm

@@ -180,7 +180,7 @@ def test_missing_path_not_a_dir_and_empty_folder(
         ({"participants": [{"file": "sub/../../a.wav"}]}, "relative path inside the folder"),
         ({"participants": [{"file": "/etc/passwd"}]}, "relative path inside the folder"),
         ({"participants": [{"file": "a\\b.wav"}]}, "relative path inside the folder"),
-        ({"participants": [{"file": "."}]}, "not the folder itself"),
+        ({"participants": [{"file": "."}]}, "relative path inside the folder"),
     ],
 )
 def test_bad_manifest_names_recording_json(
