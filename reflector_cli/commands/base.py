@@ -34,6 +34,7 @@ worker_app = typer.Typer(
 )
 app.add_typer(worker_app, name="worker")
 
+log = logging.getLogger("reflector")
 err = Console(stderr=True)
 out = Console()
 
@@ -129,6 +130,7 @@ def open_store(settings: Settings) -> Any:
             f"no database in data dir {where} (run `reflector process` first, or point at "
             "another with --data-dir DIR or REFLECTOR_DATA_DIR)"
         )
+    log.debug("database %s", settings.db_path)
     return Store(settings.db_path)
 
 
