@@ -233,7 +233,7 @@ def _heading_rank(block: str) -> int | None:
     return None
 
 
-def _summary_blocks(doc: FinalDoc) -> tuple[list[str], set[str]]:
+def summary_blocks(doc: FinalDoc) -> tuple[list[str], set[str]]:
     """`## Summary`: the short summary, then the long one, never saying a sentence or paragraph
     twice (a long summary's "Quick recap" is usually the short summary again), and no heading
     left without text under it. Also returns the sentences printed, normalised."""
@@ -317,7 +317,7 @@ def to_markdown(doc: FinalDoc) -> str:
         f"- **Language:** {md_escape(doc.language)}",
         "",
     ]
-    summary, said = _summary_blocks(doc)
+    summary, said = summary_blocks(doc)
     lines += [*summary, "## Action items", "", *_action_items(doc), "", "## Topics", ""]
     if doc.topics:
         for t in doc.topics:

@@ -18,6 +18,7 @@ from reflector_cli.errors import UserError
 from reflector_cli.execute import asr_options
 from reflector_cli.llm import default_backend_name
 from reflector_cli.storage import open_storage
+from reflector_cli.store.meetings import reapply_renames
 from reflector_cli.store.repo import Store
 
 # Events not worth a row each: they are rendered live and dropped.
@@ -111,6 +112,7 @@ def commit_final(hc: HookContext, output: BaseModel) -> None:
     storage = open_storage(hc.settings.storage_url, hc.settings.data_dir)
     doc = m.FinalDoc.model_validate_json(storage.read_bytes(output.doc_key))
     hc.store.commit_final(doc, hc.run_id)
+    reapply_renames(hc.store, doc.transcript_id)  # names people set after an earlier run
     hc.sink("STATUS", {"value": "ended"})
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from reflector_cli.config import Settings, load_settings
 from reflector_cli.errors import UserError
-from reflector_cli.outputs import FORMATS
+from reflector_cli.outputs import FORMATS, parse_formats
 
 app = typer.Typer(
     help="Turn multitrack meeting recordings into speaker-attributed transcripts, topics, "
@@ -46,12 +46,24 @@ DataDirOpt = Annotated[
     ),
 ]
 
+
+def check_formats(value: str | None) -> str | None:
+    """Reject an unknown format as a usage error (exit 2) before anything is opened."""
+    if value is not None:
+        try:
+            parse_formats(value)
+        except UserError as exc:
+            raise typer.BadParameter(str(exc).removeprefix(f"--format {value!r}: ")) from None
+    return value
+
+
 FormatOpt = Annotated[
     str,
     typer.Option(
         "--format",
         "-f",
         help=f"{', '.join(FORMATS)}: one, a comma list, or all.",
+        callback=check_formats,
     ),
 ]
 OutputDirOpt = Annotated[

@@ -15,6 +15,7 @@ from reflector_cli.commands.base import (
     OutputDirOpt,
     Provider,
     app,
+    check_formats,
     emit_json,
     err,
     open_store,
@@ -97,7 +98,11 @@ def process(
     fmt: Annotated[
         str | None,
         typer.Option(
-            "--format", "-f", help="With --output-dir: formats to write.", show_default="all"
+            "--format",
+            "-f",
+            help="With --output-dir: formats to write.",
+            show_default="all",
+            callback=check_formats,
         ),
     ] = None,
     data_dir: DataDirOpt = None,

@@ -17,6 +17,7 @@ SNIPPET_TOKENS = 16
 # Control characters mark the matched words in a snippet: they never occur in stored text.
 HIT_OPEN, HIT_CLOSE = "\x02", "\x03"
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+RENAMED = "SPEAKER_RENAMED"
 
 
 def recording_started_at(store: Store, recording_id: str) -> int | None:
@@ -116,12 +117,37 @@ def rename_speaker(store: Store, tid: str, speaker: int, new: str) -> dict[str, 
         if row is None:
             raise LookupError(speaker)
         old = row["name"]
-        store.conn.execute(
-            "UPDATE participants SET name = ? WHERE transcript_id = ? AND speaker = ?",
-            (new, tid, speaker),
-        )
-        count = 0 if old == new else _rename_mentions(store, tid, _name_pattern(old), new)
+        count = _apply(store, tid, speaker, old, new)
+        # Kept as an event, so a later run's finalize can apply the rename again.
+        store.add_event(tid, None, RENAMED, {"speaker": speaker, "old": old, "new": new})
     return {"speaker": speaker, "old": old, "new": new, "mentions": count}
+
+
+def _apply(store: Store, tid: str, speaker: int, old: str, new: str) -> int:
+    store.conn.execute(
+        "UPDATE participants SET name = ? WHERE transcript_id = ? AND speaker = ?",
+        (new, tid, speaker),
+    )
+    return 0 if old == new else _rename_mentions(store, tid, _name_pattern(old), new)
+
+
+def reapply_renames(store: Store, tid: str) -> int:
+    """After a run rewrote the transcript, apply the user's earlier renames again, in order,
+    where the speaker still has the name it was renamed from. Returns how many applied."""
+    renames = [e["data"] for e in store.events(tid) if e["type"] == RENAMED]
+    if not renames:
+        return 0
+    applied = 0
+    with store.transaction():
+        for r in renames:
+            row = store._one(
+                "SELECT name FROM participants WHERE transcript_id = ? AND speaker = ?",
+                (tid, r["speaker"]),
+            )
+            if row is not None and row["name"] == r["old"]:
+                _apply(store, tid, r["speaker"], r["old"], r["new"])
+                applied += 1
+    return applied
 
 
 def _rename_mentions(store: Store, tid: str, pat: re.Pattern[str], new: str) -> int:

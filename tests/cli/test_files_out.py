@@ -44,8 +44,9 @@ def test_format_list_and_bad_formats(
     out = tmp_path / "two"
     cli("export", doc["transcript_id"], "-f", "srt, tsv", "--output-dir", str(out), data_dir=data)
     assert sorted(f.suffix for f in out.iterdir()) == [".srt", ".tsv"]
+    usage = cli("export", doc["transcript_id"], "-f", "docx", data_dir=data, check=False)
+    assert usage.returncode == 2 and "unknown format docx" in usage.stderr
     for args, problem in [
-        (["-f", "docx"], "unknown format docx"),
         (["-f", "md,srt"], "several formats need --output-dir"),
         (["-f", "md", "-o", str(tmp_path / "x.md"), "--output-dir", str(out)], "give one of them"),
     ]:
@@ -113,6 +114,10 @@ def test_rename_reaches_every_view_and_the_summaries(
     assert re.search(r"Carol → Carol King; renamed in \d+ places? in the summaries", msg)
     bad = cli("rename", tid, "Dave", "X", data_dir=data, check=False)
     assert bad.returncode == 1 and "no such speaker" in bad.stderr and "1=Alice" in bad.stderr
+    # A later run rewrites the transcript from the source; the renames are applied again.
+    cli("replay", doc["run_id"], "--from", "finalize", data_dir=data)
+    names = [p["name"] for p in cli_json("show", tid, data_dir=data)["participants"]]
+    assert names == ["Alice", "Robert Smith", "Carol King"]
 
 
 def test_nested_manifest_processes(tmp_path: Path) -> None:

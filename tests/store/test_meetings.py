@@ -11,6 +11,7 @@ from reflector_cli import models as m
 from reflector_cli.store.meetings import (
     HIT_CLOSE,
     HIT_OPEN,
+    reapply_renames,
     recording_started_at,
     rename_speaker,
     search,
@@ -122,3 +123,23 @@ def test_a_locked_title_is_the_users_and_is_not_rewritten(store: Store) -> None:
     t = store.transcript("t-rec-a")
     assert t is not None and t["title"] == "Speaker 2 sync"
     assert "Bob discussed" in t["short_summary"]
+
+
+def test_renames_survive_a_later_run_rewriting_the_transcript(store: Store) -> None:
+    rename_speaker(store, "t-rec-a", 1, "Bob")
+    rename_speaker(store, "t-rec-a", 1, "Bob Chen")
+    rename_speaker(store, "t-rec-a", 0, "Alice Moreno")
+    _, doc = meeting("rec-a", SCRIPT, "Budget Review")
+    store.commit_final(doc, "r-2")  # a re-run writes the names from the source again
+    assert [p["name"] for p in store.participants("t-rec-a")] == ["Alice", "Speaker 2"]
+    assert reapply_renames(store, "t-rec-a") == 3
+    assert [p["name"] for p in store.participants("t-rec-a")] == ["Alice Moreno", "Bob Chen"]
+    t = store.transcript("t-rec-a")
+    assert t is not None and "Alice Moreno and Bob Chen discussed" in t["short_summary"]
+    # The source now names speaker 1 itself: that name wins over the old rename.
+    robert = doc.participants[1].model_copy(update={"name": "Robert"})
+    store.commit_final(
+        doc.model_copy(update={"participants": [doc.participants[0], robert]}), "r-3"
+    )
+    assert reapply_renames(store, "t-rec-a") == 1
+    assert [p["name"] for p in store.participants("t-rec-a")] == ["Alice Moreno", "Robert"]
