@@ -100,7 +100,7 @@ def process(
         typer.Option(
             "--format",
             "-f",
-            help="With --output-dir: formats to write.",
+            help="With --output-dir: formats to write, a comma list or all (see export).",
             show_default="all",
             callback=check_formats,
         ),
