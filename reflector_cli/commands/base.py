@@ -75,11 +75,14 @@ class Provider(StrEnum):
 
 
 def open_store(settings: Settings) -> Any:
+    """The store for commands that read; opened read-only when the data dir cannot be written."""
     from reflector_cli.store.repo import Store
+    from reflector_cli.store.schema import check_data_dir, writable
 
+    check_data_dir(Path(settings.data_dir), create=False)
     if not settings.db_path.exists():
         raise UserError(f"{settings.db_path}: no database yet (run `reflector process` first)")
-    return Store(settings.db_path)
+    return Store(settings.db_path, readonly=not writable(Path(settings.data_dir)))
 
 
 def find_transcript(store: Any, ident: str) -> dict[str, Any]:
