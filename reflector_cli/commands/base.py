@@ -44,6 +44,30 @@ def emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
+def json_error(message: str, exit_code: int = 1) -> dict[str, Any]:
+    """The document every command prints on stdout when it fails under `--json` (the same
+    line also goes to stderr): `{"error": "<one line>", "exit_code": 1}`."""
+    return {"error": message, "exit_code": exit_code}
+
+
+def wants_json(argv: list[str]) -> bool:
+    """Whether `--json` is among the options (not after `--`, where it would be an argument)."""
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write an `-o` file, with one line for the ordinary mistakes (a directory, a missing
+    folder, no permission, a full disk)."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory (give a file name to write)")
+    if not path.parent.is_dir():
+        raise UserError(f"{path}: folder {path.parent} does not exist")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
+
+
 def settings_from(**overrides: Any) -> Settings:
     try:
         return load_settings(**overrides)

@@ -21,6 +21,7 @@ from reflector_cli.commands.base import (
     open_store,
     out,
     settings_from,
+    write_output,
 )
 
 # --------------------------------------------------------------------------- show / export
@@ -92,6 +93,8 @@ def export(
     from reflector_cli import export as exporters
     from reflector_cli.pipeline import final_doc_from_store, result_view
 
+    if output and (output.is_dir() or not output.parent.is_dir()):
+        write_output(output, "")  # refuses with one line before any work is done
     store = open_store(settings_from(data_dir=data_dir))
     row = find_transcript(store, ident)
     if as_json:
@@ -111,7 +114,7 @@ def export(
         }[fmt]
         text = render(final)
     if output:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)
         err.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
