@@ -3,10 +3,7 @@ timestamps, prompt answers to absurd paths, and no secret in any log line (real 
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,8 +30,6 @@ from tests.test_server import (
     settings,  # noqa: F401  (fixture)
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
 def stored(settings: Settings) -> Iterator[str]:  # noqa: F811
@@ -50,7 +45,9 @@ def stored(settings: Settings) -> Iterator[str]:  # noqa: F811
     yield pipe.transcript_id
 
 
-def _events(addr: str, ident: str, query: str = "", headers: dict[str, str] | None = None) -> list:
+def events_until_closed(
+    addr: str, ident: str, query: str = "", headers: dict[str, str] | None = None
+) -> list:
     """Everything the server sends before closing, or the HTTP status it refused with."""
     url = f"ws://{addr}/v1/transcripts/{ident}/events{query}"
     got: list = []
@@ -84,13 +81,13 @@ def test_events_without_the_right_token_get_nothing(
     query: str,
 ) -> None:
     with running(create_app(settings, trigger=Recorder())) as addr:
-        assert _events(addr, stored, query, headers) == [("refused", 403)]
+        assert events_until_closed(addr, stored, query, headers) == [("refused", 403)]
 
 
 def test_events_with_the_token_in_header_or_query(settings: Settings, stored: str) -> None:  # noqa: F811
     with running(create_app(settings, trigger=Recorder())) as addr:
         for query, headers in (("", AUTH), (f"?access_token={TOKEN}", {})):
-            got = _events(addr, stored, query, headers)
+            got = events_until_closed(addr, stored, query, headers)
             assert [e["event"] for e in got[:-1]] == ["TRANSCRIPT", "STATUS"]
             assert got[-1] == ("closed", 1000)
 
@@ -98,21 +95,21 @@ def test_events_with_the_token_in_header_or_query(settings: Settings, stored: st
 @pytest.mark.parametrize("ident", ["_", "%", "%25", "t-", "t-%", "T-", "r", "run-"])
 def test_events_ids_match_exactly(settings: Settings, stored: str, ident: str) -> None:  # noqa: F811
     with running(create_app(settings, trigger=Recorder())) as addr:
-        assert _events(addr, ident, "", AUTH) == [("closed", 4404)]
+        assert events_until_closed(addr, ident, "", AUTH) == [("closed", 4404)]
 
 
 def test_events_id_prefix_is_not_a_match(settings: Settings, stored: str) -> None:  # noqa: F811
     with running(create_app(settings, trigger=Recorder())) as addr:
-        assert _events(addr, stored[:-1], "", AUTH) == [("closed", 4404)]
+        assert events_until_closed(addr, stored[:-1], "", AUTH) == [("closed", 4404)]
         # The run id and the recording id are equal-match aliases of the same transcript.
-        assert _events(addr, "run-1", "", AUTH)[0]["event"] == "TRANSCRIPT"
+        assert events_until_closed(addr, "run-1", "", AUTH)[0]["event"] == "TRANSCRIPT"
 
 
 def test_no_token_configured_closes_the_endpoint(tmp_path: Path, stored: str) -> None:
     bare = load_settings(data_dir=tmp_path / "data", daily_webhook_secret=SECRET)
     with running(create_app(bare, trigger=Recorder())) as addr:
-        assert _events(addr, stored, "", AUTH) == [("refused", 403)]
-        assert _events(addr, stored, "?access_token=", {}) == [("refused", 403)]
+        assert events_until_closed(addr, stored, "", AUTH) == [("refused", 403)]
+        assert events_until_closed(addr, stored, "?access_token=", {}) == [("refused", 403)]
 
 
 @pytest.mark.parametrize("length", [300, 10_000, 60_000])
@@ -122,14 +119,14 @@ def test_absurdly_long_paths_are_answered_not_left_hanging(
 ) -> None:
     with running(create_app(settings, trigger=Recorder())) as addr:
         # open_timeout bounds the wait: a hanging server fails this test with TimeoutError.
-        got = _events(addr, "a" * length, "", AUTH)
+        got = events_until_closed(addr, "a" * length, "", AUTH)
     assert got in ([("refused", 403)], [("closed", 4404)])
 
 
 # --------------------------------------------------------------------------- webhook bounds
 
 
-def _raw_post(addr: str, head: str, body_chunks: Iterator[bytes]) -> tuple[bytes, int]:
+def raw_post(addr: str, head: str, body_chunks: Iterator[bytes]) -> tuple[bytes, int]:
     """Send a request on a raw socket until the server answers or hangs up; returns the
     answer and how many body bytes we managed to send."""
     host, port = addr.split(":")
@@ -160,7 +157,7 @@ def test_webhook_over_the_limit_by_content_length_is_413_unread(settings: Settin
     )
     chunk = b" " * 65536
     with running(create_app(settings, trigger=rec)) as addr:
-        answer, sent = _raw_post(addr, head, (chunk for _ in range(big // len(chunk))))
+        answer, sent = raw_post(addr, head, (chunk for _ in range(big // len(chunk))))
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < 64 * 1024 * 1024  # cut off long before the 200 MB
     assert rec.calls == [] and claims(settings) == []
@@ -175,7 +172,7 @@ def test_webhook_streamed_over_the_limit_is_413(settings: Settings) -> None:  # 
     piece = b" " * 65536
     chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
     with running(create_app(settings, trigger=rec)) as addr:
-        answer, sent = _raw_post(addr, head, (chunk for _ in range(3200)))  # ~200 MB
+        answer, sent = raw_post(addr, head, (chunk for _ in range(3200)))  # ~200 MB
         # The server is still there for the next, honest delivery.
         body = ready_event()
         stamp = str(int(time.time()))
@@ -203,68 +200,3 @@ def test_webhook_timestamp_must_be_plain_digits(settings: Settings, stamp: str) 
         resp = httpx.post(f"http://{addr}/v1/daily/webhook", content=body, headers=headers)
     assert resp.status_code == 401
     assert rec.calls == [] and claims(settings) == []
-
-
-# --------------------------------------------------------------------------- the real command
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(data: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REFLECTOR_API_TOKEN"}
-    env |= {"REFLECTOR_DATA_DIR": str(data), "DAILY_WEBHOOK_SECRET": SECRET, **env_extra}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reflector_cli.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, proc.communicate()[0]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc, f"127.0.0.1:{port}"
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "serve did not come up"
-        time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[str]) -> str:
-    proc.terminate()
-    return proc.communicate(timeout=20)[0]
-
-
-def test_serve_never_logs_the_token(settings: Settings, stored: str) -> None:  # noqa: F811
-    proc, addr = _serve(settings.data_dir, {"REFLECTOR_API_TOKEN": TOKEN})
-    try:
-        by_query = _events(addr, stored, f"?access_token={TOKEN}")
-        by_header = _events(addr, stored, "", AUTH)
-        wrong = _events(addr, stored, f"?access_token={TOKEN}x")
-    finally:
-        output = _stop(proc)
-    assert by_query[0]["event"] == by_header[0]["event"] == "TRANSCRIPT"
-    assert wrong == [("refused", 403)]
-    assert TOKEN not in output
-    assert SECRET not in output
-    assert "access_token=[redacted]" in output  # the access log line is there, cleaned
-    assert "REFLECTOR_API_TOKEN is not set" not in output
-
-
-def test_serve_says_at_start_that_events_are_closed(settings: Settings, stored: str) -> None:  # noqa: F811
-    proc, addr = _serve(settings.data_dir, {})
-    try:
-        refused = _events(addr, stored, "", AUTH)
-    finally:
-        output = _stop(proc)
-    assert refused == [("refused", 403)]
-    lines = [ln for ln in output.splitlines() if "REFLECTOR_API_TOKEN" in ln]
-    assert len(lines) == 1 and "closed" in lines[0]

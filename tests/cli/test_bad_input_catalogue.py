@@ -3,22 +3,27 @@ no traceback, and the database exactly as it was (row counts of every table unch
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from reflector_cli import models as m
+from reflector_cli.server import sign_daily
 from reflector_cli.store.repo import Store
-from tests.cli.conftest import FIXTURE, cli
-from tests.sources.daily_fake import API_KEY, FakeDaily, recording, serve, track_key
+from tests.cli.conftest import FIXTURE, REFLECTOR, ROOT, cli
+from tests.sources.daily_fake import API_KEY, FakeDaily, free_port, recording, serve, track_key
+from tests.test_server_guard import events_until_closed, raw_post
 
 TABLES = ("recordings", "transcripts", "runs", "stage_runs", "events", "words", "triggers")
 YEARS_3_MS = 3 * 365 * 24 * 3600 * 1000
@@ -280,3 +285,155 @@ def test_disk_full_while_padding_is_one_line_and_a_consistent_error(
     conn.close()
     assert run == ("error", "pad_track")
     assert status[0] == "error" and "no space left on device" in status[1]
+
+
+# --------------------------------------------------------------------------- `reflector serve`
+
+TOKEN = "catalogue-token-5e8d2a41c9"
+WEBHOOK_SECRET = base64.b64encode(b"catalogue-webhook-secret").decode()
+BIG = 200 * 1024 * 1024
+
+
+def _serve(data: Path, token: str | None) -> tuple[subprocess.Popen[str], str]:
+    """The real `reflector serve` on a free port, stdout and stderr captured together."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REFLECTOR_API_TOKEN"}
+    env |= {"REFLECTOR_DATA_DIR": str(data), "DAILY_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    if token:
+        env["REFLECTOR_API_TOKEN"] = token
+    proc = subprocess.Popen(
+        [*REFLECTOR, "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        assert proc.poll() is None, proc.communicate()[0]
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc, f"127.0.0.1:{port}"
+        assert time.monotonic() < deadline, "serve did not come up"
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.terminate()
+    return proc.communicate(timeout=20)[0]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data = tmp_path_factory.mktemp("served")
+    store = Store(data / "reflector.sqlite3")
+    pipe = m.PipelineInput(
+        recording_id="rec-private",
+        transcript_id="t-private0123",
+        source_kind="folder",
+        source="/elsewhere",
+        asr=m.AsrOptions(model="tiny.en"),
+    )
+    store.ensure_recording(pipe)
+    store.create_run("r-private", pipe, "local")
+    store.add_event(pipe.transcript_id, "r-private", "TRANSCRIPT", {"text": "private words"})
+    store.add_event(pipe.transcript_id, "r-private", "STATUS", {"value": "ended"})
+    store.finish_run("r-private", "ended")
+    store.close()
+    proc, addr = _serve(data, TOKEN)
+    try:
+        yield addr, data
+    finally:
+        _stop(proc)
+
+
+def _post(addr: str, headers: dict[str, str], chunks: Iterator[bytes]) -> bytes:
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return raw_post(addr, f"POST /v1/daily/webhook HTTP/1.1\r\nHost: x\r\n{head}\r\n", chunks)[0]
+
+
+def _chunked(total: int, size: int = 65536) -> Iterator[bytes]:
+    piece = f"{size:x}\r\n".encode() + b" " * size + b"\r\n"
+    return (piece for _ in range(total // size))
+
+
+def _signed_nan(addr: str) -> bytes:
+    body = b'{"type": "recording.ready-to-download"}'
+    sig = sign_daily(WEBHOOK_SECRET, "nan", body)
+    headers = {"X-Webhook-Timestamp": "nan", "X-Webhook-Signature": sig}
+    return _post(addr, headers | {"Content-Length": str(len(body))}, iter([body]))
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SERVE_CASES: dict[str, tuple[Callable[[str], Any], Any]] = {
+    "ws-no-token": (lambda a: events_until_closed(a, "t-private0123"), [("refused", 403)]),
+    "ws-wrong-token": (
+        lambda a: events_until_closed(a, "t-private0123", headers={"Authorization": "Bearer nope"}),
+        [("refused", 403)],
+    ),
+    "ws-wrong-query-token": (
+        lambda a: events_until_closed(a, "t-private0123", "?access_token=nope"),
+        [("refused", 403)],
+    ),
+    "ws-underscore": (lambda a: events_until_closed(a, "_", headers=AUTH), [("closed", 4404)]),
+    "ws-percent": (lambda a: events_until_closed(a, "%", headers=AUTH), [("closed", 4404)]),
+    "ws-percent-encoded": (
+        lambda a: events_until_closed(a, "t-%25", headers=AUTH),
+        [("closed", 4404)],
+    ),
+    "ws-prefix": (lambda a: events_until_closed(a, "t-private", headers=AUTH), [("closed", 4404)]),
+    "ws-10000-char-path": (
+        lambda a: events_until_closed(a, "a" * 10_000, headers=AUTH),
+        [("refused", 403)],
+    ),
+    "webhook-200MB-declared": (
+        lambda a: _post(a, {"Content-Length": str(BIG)}, (b" " * 65536 for _ in range(3200)))[:12],
+        b"HTTP/1.1 413",
+    ),
+    "webhook-200MB-streamed": (
+        lambda a: _post(a, {"Transfer-Encoding": "chunked"}, _chunked(BIG))[:12],
+        b"HTTP/1.1 413",
+    ),
+    "webhook-timestamp-nan": (lambda a: _signed_nan(a)[:12], b"HTTP/1.1 401"),
+}
+
+
+@pytest.mark.parametrize("kind", list(SERVE_CASES))
+def test_serve_refuses_before_any_data(served: tuple[str, Path], kind: str) -> None:
+    addr, data = served
+    attempt, expected = SERVE_CASES[kind]
+    before = counts(data)
+    assert attempt(addr) == expected
+    assert counts(data) == before
+    # The right token still reads the transcript afterwards: the refusal hurt nobody.
+    good = events_until_closed(addr, "t-private0123", headers=AUTH)
+    assert [e["event"] for e in good[:-1]] == ["TRANSCRIPT", "STATUS"]
+
+
+def test_serve_never_logs_the_token(served: tuple[str, Path]) -> None:
+    _, data = served
+    proc, addr = _serve(data, TOKEN)
+    try:
+        by_query = events_until_closed(addr, "t-private0123", f"?access_token={TOKEN}")
+        by_header = events_until_closed(addr, "t-private0123", headers=AUTH)
+        wrong = events_until_closed(addr, "t-private0123", f"?access_token={TOKEN}x")
+    finally:
+        output = _stop(proc)
+    assert by_query[0]["event"] == by_header[0]["event"] == "TRANSCRIPT"
+    assert wrong == [("refused", 403)]
+    assert TOKEN not in output and WEBHOOK_SECRET not in output
+    assert "access_token=[redacted]" in output  # the access log line is there, cleaned
+    assert "REFLECTOR_API_TOKEN is not set" not in output
+
+
+def test_serve_without_a_token_says_so_and_keeps_events_closed(served: tuple[str, Path]) -> None:
+    _, data = served
+    proc, addr = _serve(data, None)
+    try:
+        refused = events_until_closed(addr, "t-private0123", headers=AUTH)
+    finally:
+        output = _stop(proc)
+    assert refused == [("refused", 403)]
+    lines = [ln for ln in output.splitlines() if "REFLECTOR_API_TOKEN" in ln]
+    assert len(lines) == 1 and "closed" in lines[0]
