@@ -31,18 +31,24 @@ from tests.test_server import (
 )
 
 
-@pytest.fixture
-def stored(settings: Settings) -> Iterator[str]:  # noqa: F811
-    """A transcript with one finished run (two events): what a thief would want to read."""
-    pipe = _pipe("rec-secret")
-    store = Store(settings.db_path)
+def store_finished(db_path: Path, recording_id: str) -> str:
+    """A transcript with one finished run and two events (what a thief would want to read);
+    returns its id. Its run id is `r-<recording_id>`."""
+    pipe = _pipe(recording_id)
+    run_id = f"r-{recording_id}"
+    store = Store(db_path)
     store.ensure_recording(pipe)
-    store.create_run("run-1", pipe, "local")
-    store.add_event(pipe.transcript_id, "run-1", "TRANSCRIPT", {"text": "the secret plan"})
-    store.add_event(pipe.transcript_id, "run-1", "STATUS", {"value": "ended"})
-    store.finish_run("run-1", "ended")
+    store.create_run(run_id, pipe, "local")
+    store.add_event(pipe.transcript_id, run_id, "TRANSCRIPT", {"text": "the secret plan"})
+    store.add_event(pipe.transcript_id, run_id, "STATUS", {"value": "ended"})
+    store.finish_run(run_id, "ended")
     store.close()
-    yield pipe.transcript_id
+    return pipe.transcript_id
+
+
+@pytest.fixture
+def stored(settings: Settings) -> str:  # noqa: F811
+    return store_finished(settings.db_path, "rec-secret")
 
 
 def events_until_closed(
@@ -102,7 +108,7 @@ def test_events_id_prefix_is_not_a_match(settings: Settings, stored: str) -> Non
     with running(create_app(settings, trigger=Recorder())) as addr:
         assert events_until_closed(addr, stored[:-1], "", AUTH) == [("closed", 4404)]
         # The run id and the recording id are equal-match aliases of the same transcript.
-        assert events_until_closed(addr, "run-1", "", AUTH)[0]["event"] == "TRANSCRIPT"
+        assert events_until_closed(addr, "r-rec-secret", "", AUTH)[0]["event"] == "TRANSCRIPT"
 
 
 def test_no_token_configured_closes_the_endpoint(tmp_path: Path, stored: str) -> None:

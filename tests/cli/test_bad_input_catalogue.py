@@ -18,12 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from reflector_cli import models as m
 from reflector_cli.server import sign_daily
-from reflector_cli.store.repo import Store
 from tests.cli.conftest import FIXTURE, REFLECTOR, ROOT, cli
 from tests.sources.daily_fake import API_KEY, FakeDaily, free_port, recording, serve, track_key
-from tests.test_server_guard import events_until_closed, raw_post
+from tests.test_server_guard import events_until_closed, raw_post, store_finished
 
 TABLES = ("recordings", "transcripts", "runs", "stage_runs", "events", "words", "triggers")
 YEARS_3_MS = 3 * 365 * 24 * 3600 * 1000
@@ -43,18 +41,7 @@ def data(tmp_path: Path) -> Path:
     """A data dir that already holds one recording with a run, so "nothing stored" also
     means "nothing lost"."""
     d = tmp_path / "data"
-    pipe = m.PipelineInput(
-        recording_id="rec-kept",
-        transcript_id="t-kept",
-        source_kind="folder",
-        source="/elsewhere",
-        asr=m.AsrOptions(model="tiny.en"),
-    )
-    store = Store(d / "reflector.sqlite3")
-    store.ensure_recording(pipe)
-    store.create_run("r-kept", pipe, "local")
-    store.add_event("t-kept", "r-kept", "STATUS", {"value": "processing"})
-    store.close()
+    store_finished(d / "reflector.sqlite3", "rec-kept")
     return d
 
 
@@ -203,7 +190,7 @@ def test_a_data_dir_that_is_a_file_says_so(tmp_path: Path, command: str) -> None
 @pytest.mark.parametrize("where", ["missing-folder", "onto-a-directory"])
 def test_export_to_a_bad_path_is_one_line(tmp_path: Path, data: Path, where: str) -> None:
     target = tmp_path / "no" / "such" / "out.md" if where == "missing-folder" else tmp_path
-    res = cli("export", "t-kept", "-o", str(target), data_dir=data, check=False)
+    res = cli("export", "t-rec-kept", "-o", str(target), data_dir=data, check=False)
     _assert_one_line(res, str(target))
     assert not (tmp_path / "no").exists()
 
@@ -278,9 +265,9 @@ def test_disk_full_while_padding_is_one_line_and_a_consistent_error(
     _assert_one_line(res, "pad_track: no space left on device writing")
     assert "LibsndfileError" not in res.stderr
     conn = sqlite3.connect(data / "reflector.sqlite3")
-    run = conn.execute("SELECT status, error_stage FROM runs WHERE id != 'r-kept'").fetchone()
+    run = conn.execute("SELECT status, error_stage FROM runs WHERE id != 'r-rec-kept'").fetchone()
     status = conn.execute(
-        "SELECT status, error_message FROM transcripts WHERE id != 't-kept'"
+        "SELECT status, error_message FROM transcripts WHERE id != 't-rec-kept'"
     ).fetchone()
     conn.close()
     assert run == ("error", "pad_track")
@@ -292,6 +279,7 @@ def test_disk_full_while_padding_is_one_line_and_a_consistent_error(
 TOKEN = "catalogue-token-5e8d2a41c9"
 WEBHOOK_SECRET = base64.b64encode(b"catalogue-webhook-secret").decode()
 BIG = 200 * 1024 * 1024
+PRIVATE = "t-" + "rec-private0123"
 
 
 def _serve(data: Path, token: str | None) -> tuple[subprocess.Popen[str], str]:
@@ -327,20 +315,7 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     data = tmp_path_factory.mktemp("served")
-    store = Store(data / "reflector.sqlite3")
-    pipe = m.PipelineInput(
-        recording_id="rec-private",
-        transcript_id="t-private0123",
-        source_kind="folder",
-        source="/elsewhere",
-        asr=m.AsrOptions(model="tiny.en"),
-    )
-    store.ensure_recording(pipe)
-    store.create_run("r-private", pipe, "local")
-    store.add_event(pipe.transcript_id, "r-private", "TRANSCRIPT", {"text": "private words"})
-    store.add_event(pipe.transcript_id, "r-private", "STATUS", {"value": "ended"})
-    store.finish_run("r-private", "ended")
-    store.close()
+    store_finished(data / "reflector.sqlite3", "rec-private0123")
     proc, addr = _serve(data, TOKEN)
     try:
         yield addr, data
@@ -367,13 +342,13 @@ def _signed_nan(addr: str) -> bytes:
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SERVE_CASES: dict[str, tuple[Callable[[str], Any], Any]] = {
-    "ws-no-token": (lambda a: events_until_closed(a, "t-private0123"), [("refused", 403)]),
+    "ws-no-token": (lambda a: events_until_closed(a, PRIVATE), [("refused", 403)]),
     "ws-wrong-token": (
-        lambda a: events_until_closed(a, "t-private0123", headers={"Authorization": "Bearer nope"}),
+        lambda a: events_until_closed(a, PRIVATE, headers={"Authorization": "Bearer nope"}),
         [("refused", 403)],
     ),
     "ws-wrong-query-token": (
-        lambda a: events_until_closed(a, "t-private0123", "?access_token=nope"),
+        lambda a: events_until_closed(a, PRIVATE, "?access_token=nope"),
         [("refused", 403)],
     ),
     "ws-underscore": (lambda a: events_until_closed(a, "_", headers=AUTH), [("closed", 4404)]),
@@ -382,7 +357,7 @@ SERVE_CASES: dict[str, tuple[Callable[[str], Any], Any]] = {
         lambda a: events_until_closed(a, "t-%25", headers=AUTH),
         [("closed", 4404)],
     ),
-    "ws-prefix": (lambda a: events_until_closed(a, "t-private", headers=AUTH), [("closed", 4404)]),
+    "ws-prefix": (lambda a: events_until_closed(a, PRIVATE[:-1], headers=AUTH), [("closed", 4404)]),
     "ws-10000-char-path": (
         lambda a: events_until_closed(a, "a" * 10_000, headers=AUTH),
         [("refused", 403)],
@@ -407,7 +382,7 @@ def test_serve_refuses_before_any_data(served: tuple[str, Path], kind: str) -> N
     assert attempt(addr) == expected
     assert counts(data) == before
     # The right token still reads the transcript afterwards: the refusal hurt nobody.
-    good = events_until_closed(addr, "t-private0123", headers=AUTH)
+    good = events_until_closed(addr, PRIVATE, headers=AUTH)
     assert [e["event"] for e in good[:-1]] == ["TRANSCRIPT", "STATUS"]
 
 
@@ -415,9 +390,9 @@ def test_serve_never_logs_the_token(served: tuple[str, Path]) -> None:
     _, data = served
     proc, addr = _serve(data, TOKEN)
     try:
-        by_query = events_until_closed(addr, "t-private0123", f"?access_token={TOKEN}")
-        by_header = events_until_closed(addr, "t-private0123", headers=AUTH)
-        wrong = events_until_closed(addr, "t-private0123", f"?access_token={TOKEN}x")
+        by_query = events_until_closed(addr, PRIVATE, f"?access_token={TOKEN}")
+        by_header = events_until_closed(addr, PRIVATE, headers=AUTH)
+        wrong = events_until_closed(addr, PRIVATE, f"?access_token={TOKEN}x")
     finally:
         output = _stop(proc)
     assert by_query[0]["event"] == by_header[0]["event"] == "TRANSCRIPT"
@@ -431,7 +406,7 @@ def test_serve_without_a_token_says_so_and_keeps_events_closed(served: tuple[str
     _, data = served
     proc, addr = _serve(data, None)
     try:
-        refused = events_until_closed(addr, "t-private0123", headers=AUTH)
+        refused = events_until_closed(addr, PRIVATE, headers=AUTH)
     finally:
         output = _stop(proc)
     assert refused == [("refused", 403)]
