@@ -412,3 +412,18 @@ def test_serve_without_a_token_says_so_and_keeps_events_closed(served: tuple[str
     assert refused == [("refused", 403)]
     lines = [ln for ln in output.splitlines() if "REFLECTOR_API_TOKEN" in ln]
     assert len(lines) == 1 and "closed" in lines[0]
+
+
+def test_doctor_says_whether_the_token_is_set_never_what_it_is(tmp_path: Path) -> None:
+    unset = cli("doctor", "--json", data_dir=tmp_path, check=False)
+    given = cli(
+        "doctor", "--json", data_dir=tmp_path, check=False, env={"REFLECTOR_API_TOKEN": TOKEN}
+    )
+    check = {
+        name: next(c for c in json.loads(r.stdout)["checks"] if c["name"] == "api token")
+        for name, r in (("unset", unset), ("given", given))
+    }
+    assert check["unset"]["ok"] is False and check["unset"]["required"] is False
+    assert "REFLECTOR_API_TOKEN is not set" in check["unset"]["detail"]
+    assert check["given"]["ok"] is True
+    assert TOKEN not in given.stdout + given.stderr
