@@ -12,18 +12,21 @@ import sys
 from rich.text import Text
 
 import reflector_cli.commands  # noqa: F401  (registers every command)
-from reflector_cli.commands.base import app, err
+from reflector_cli.commands.base import app, emit_json, err, json_error, wants_json
 from reflector_cli.errors import ReflectorError, one_line
 
 # --------------------------------------------------------------------------- entry point
 
 
-def _fail(message: str) -> None:
-    """One line on stderr, exit 1: never a traceback for a problem the user can fix."""
+def _fail(message: str, exit_code: int = 1) -> None:
+    """One line on stderr (and, under --json, the error document on stdout), exit 1: never a
+    traceback for a problem the user can fix."""
+    if wants_json(sys.argv[1:]):
+        emit_json(json_error(one_line(message), exit_code))
     err.print(
         Text.assemble(("error: ", "bold red"), one_line(message)), soft_wrap=True, highlight=False
     )
-    sys.exit(1)
+    sys.exit(exit_code)
 
 
 def main() -> None:

@@ -187,6 +187,10 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("daily_webhook_secret", "DAILY_WEBHOOK_SECRET"),
     )
+    # Protects the events WebSocket (Bearer header or ?access_token=); unset: endpoint closed.
+    api_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("api_token", "REFLECTOR_API_TOKEN")
+    )
     serve_host: str = Field(
         default="127.0.0.1", validation_alias=AliasChoices("serve_host", "REFLECTOR_HOST")
     )

@@ -85,6 +85,19 @@ def check_llm(settings: Settings) -> dict[str, Any]:
     return _check("llm", key, f"{settings.llm}" + ("" if key else ": API key not set"))
 
 
+def check_api_token(settings: Settings) -> dict[str, Any]:
+    """Whether `serve` can open its events WebSocket; never the token itself."""
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    if token:
+        return _check("api token", True, "REFLECTOR_API_TOKEN is set")
+    return _check(
+        "api token",
+        False,
+        "REFLECTOR_API_TOKEN is not set: `serve` keeps the events WebSocket closed",
+        required=False,
+    )
+
+
 def run_checks(settings: Settings) -> list[dict[str, Any]]:
     return [
         check_model(settings),
@@ -93,6 +106,7 @@ def run_checks(settings: Settings) -> list[dict[str, Any]]:
         check_database(settings),
         check_provider(settings),
         check_llm(settings),
+        check_api_token(settings),
         *_hatchet_checks(settings),
     ]
 

@@ -55,16 +55,26 @@ def prepare_input(source: str, settings: Settings) -> m.PipelineInput:
 
         recording_id, ref = prepare_daily(source, settings)
         kind = "daily"
+    asr = asr_options(settings)
+    preflight_model(asr)
     return m.PipelineInput(
         recording_id=recording_id,
         transcript_id=transcript_id_for(recording_id),
         source_kind=kind,
         source=ref,
-        asr=asr_options(settings),
+        asr=asr,
         llm=default_backend_name(settings),
         llm_model=settings.llm_model,
         include_screen_audio=settings.include_screen_audio,
     )
+
+
+def preflight_model(asr: m.AsrOptions) -> None:
+    """Refuse a model path that is not a CTranslate2 model directory before anything is
+    stored (transcribe_track would only find out after the run has begun)."""
+    from reflector_cli.stages.asr import _model_ref
+
+    _model_ref(asr)
 
 
 class Observer(Protocol):

@@ -80,6 +80,30 @@ def emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
+def json_error(message: str, exit_code: int = 1) -> dict[str, Any]:
+    """The document every command prints on stdout when it fails under `--json` (the same
+    line also goes to stderr): `{"error": "<one line>", "exit_code": 1}`."""
+    return {"error": message, "exit_code": exit_code}
+
+
+def wants_json(argv: list[str]) -> bool:
+    """Whether `--json` is among the options (not after `--`, where it would be an argument)."""
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write an `-o` file, with one line for the ordinary mistakes (a directory, a missing
+    folder, no permission, a full disk)."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory (give a file name to write)")
+    if not path.parent.is_dir():
+        raise UserError(f"{path}: folder {path.parent} does not exist")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror})") from None
+
+
 def settings_from(**overrides: Any) -> Settings:
     try:
         return load_settings(**overrides)
@@ -134,8 +158,11 @@ class Provider(StrEnum):
 
 
 def open_store(settings: Settings) -> Any:
+    """The store for commands that read; opened read-only when the data dir cannot be written."""
     from reflector_cli.store.repo import Store
+    from reflector_cli.store.schema import check_data_dir, writable
 
+    check_data_dir(Path(settings.data_dir), create=False)
     if not settings.db_path.exists():
         where = Path(settings.data_dir).expanduser().resolve()
         raise UserError(
@@ -143,7 +170,7 @@ def open_store(settings: Settings) -> Any:
             "another with --data-dir DIR or REFLECTOR_DATA_DIR)"
         )
     log.debug("database %s", settings.db_path)
-    return Store(settings.db_path)
+    return Store(settings.db_path, readonly=not writable(Path(settings.data_dir)))
 
 
 def find_transcript(store: Any, ident: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -109,12 +110,16 @@ def rename(
 ) -> None:
     """Rename a speaker everywhere: views, exports, and the generated summaries' mentions."""
     from reflector_cli.store.meetings import rename_speaker
+    from reflector_cli.store.schema import writable
 
     new = " ".join(new_name.split())
     if not new:
         raise UserError("NEW_NAME: must not be empty")
-    store = open_store(settings_from(data_dir=data_dir))
+    settings = settings_from(data_dir=data_dir)
+    store = open_store(settings)
     row = find_transcript(store, ident)
+    if not writable(Path(settings.data_dir)):
+        raise UserError(f"{settings.data_dir}: data dir is read-only; cannot rename")
     index = _speaker_index(store.participants(row["id"]), speaker)
     result = rename_speaker(store, row["id"], index, new) | {"transcript_id": row["id"]}
     if as_json:

@@ -22,6 +22,7 @@ from reflector_cli.commands.base import (
     open_store,
     out,
     settings_from,
+    write_output,
 )
 from reflector_cli.errors import UserError
 from reflector_cli.outputs import FORMATS, parse_formats, write_outputs
@@ -86,6 +87,8 @@ def export(
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Export a transcript with speaker names, to stdout, a file, or a folder of files."""
+    if output and (output.is_dir() or not output.parent.is_dir()):
+        write_output(output, "")  # refuses with one line before any work is done
     store = open_store(settings_from(data_dir=data_dir))
     row = find_transcript(store, ident)
     formats = ["json"] if as_json else parse_formats(fmt)
@@ -99,7 +102,7 @@ def export(
         raise UserError(f"--format {fmt}: several formats need --output-dir DIR")
     text = FORMATS[formats[0]].render(store, row["id"])
     if output:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)
         err.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
     else:
         sys.stdout.write(text)

@@ -135,4 +135,4 @@ def test_nested_manifest_processes(tmp_path: Path) -> None:
     (rec / "recording.json").write_text(json.dumps(manifest))
     res = cli("process", str(rec), data_dir=tmp_path / "data", check=False)
     assert res.returncode == 1 and "Traceback" not in res.stderr
-    assert "participants.0.file '../meeting/tracks/alice.webm'" in res.stderr
+    assert "participants[0].file '../meeting/tracks/alice.webm'" in res.stderr

@@ -176,7 +176,7 @@ def test_missing_path_not_a_dir_and_empty_folder(
         ({"participants": [{"file": "a.wav", "offset_s": -1}]}, "offset_s"),
         ({"participants": [{"file": "a.wav", "volume": 3}]}, "volume"),
         ({"participants": []}, "participants"),
-        ({"participants": [{"file": "../a.wav"}]}, "participants.0.file '../a.wav': must be"),
+        ({"participants": [{"file": "../a.wav"}]}, "participants[0].file '../a.wav': must be"),
         ({"participants": [{"file": "sub/../../a.wav"}]}, "relative path inside the folder"),
         ({"participants": [{"file": "/etc/passwd"}]}, "relative path inside the folder"),
         ({"participants": [{"file": "a\\b.wav"}]}, "relative path inside the folder"),
@@ -245,7 +245,7 @@ def test_manifest_symlink_out_of_the_folder_is_refused(
     rec.mkdir()
     (rec / "tracks").symlink_to(outside, target_is_directory=True)
     write_manifest(rec, {"participants": [{"file": "tracks/secret.wav"}]})
-    with pytest.raises(UserError, match=r"participants\.0\.file .*outside the folder"):
+    with pytest.raises(UserError, match=r"participants\[0\]\.file .*outside the folder"):
         scan_folder(rec)
     # A symlink that stays inside the folder is fine.
     (rec / "real").mkdir()
