@@ -147,8 +147,9 @@ def main_callback(
     if verbose and quiet:
         raise typer.BadParameter("--verbose and --quiet: choose one")
     Verbosity.verbose, Verbosity.quiet = verbose, quiet
-    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    if verbose or quiet:  # otherwise each command (serve, poll, workers) sets up its own logs
+        level = logging.DEBUG if verbose else logging.ERROR
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
 class Provider(StrEnum):
