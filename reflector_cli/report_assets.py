@@ -19,6 +19,7 @@ h3 { font-size: 15px; margin: 14px 0 6px; }
 .people li { display: grid; grid-template-columns: 180px 1fr 110px; gap: 10px;
   align-items: center; padding: 3px 0; }
 .people .who { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.people svg { height: 12px; }
 .people .num { color: var(--muted); text-align: right; font-variant-numeric: tabular-nums; }
 svg { display: block; width: 100%; height: auto; }
 svg .peak { fill: #98a2b3; }

@@ -224,12 +224,16 @@ def _summary(doc: FinalDoc) -> str:
 def _topics(doc: FinalDoc, hours: bool) -> str:
     if not doc.topics:
         return _empty("No topics.")
-    rows = [
-        f'<li data-topic="{i}">{_stamp(t.start, hours)}<strong>{i}. {e(t.title)}</strong>'
-        + (f"<br>{e(t.summary)}" if t.summary.strip() else "")
-        + "</li>"
-        for i, t in enumerate(doc.topics, start=1)
-    ]
+    said = " ".join(doc.long_summary.split())
+    rows = []
+    for i, t in enumerate(doc.topics, start=1):
+        summary = " ".join(t.summary.split())
+        # A topic summary the long summary already quotes would be the same paragraph twice.
+        extra = f"<br>{e(summary)}" if summary and summary not in said else ""
+        rows.append(
+            f'<li data-topic="{i}">{_stamp(t.start, hours)}<strong>{i}. {e(t.title)}</strong>'
+            f"{extra}</li>"
+        )
     return f'<ol class="topics" style="list-style:none;padding:0">{"".join(rows)}</ol>'
 
 
