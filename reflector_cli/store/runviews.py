@@ -64,17 +64,23 @@ def stage_status(row: dict[str, Any]) -> tuple[str, str | None]:
     return "done", None
 
 
+def attempts(row: dict[str, Any]) -> int:
+    """Engine attempts, or the delivery's own HTTP attempts when it retried inside one."""
+    inner = _output(row).get("attempts") if row.get("reused_from") is None else 0
+    return max(int(row["attempts"] or 0), inner if isinstance(inner, int) else 0)
+
+
 def stage_view(row: dict[str, Any]) -> dict[str, Any]:
     status, error = stage_status(row)
-    out = _output(row)
+    detail = _output(row).get("detail")
     return {
         "stage": row["stage"],
         "track": row["track"],
         "status": status,
-        "attempts": row["attempts"],
+        "attempts": attempts(row),
         "duration_s": seconds_between(row["started_at"], row["ended_at"]),
         "error": error,
-        "detail": out.get("detail") if status in ("skipped", "failed") else None,
+        "detail": detail if isinstance(detail, str) and detail else None,
         "started_at": row["started_at"],
         "ended_at": row["ended_at"],
         "reused": row["reused_from"] is not None,

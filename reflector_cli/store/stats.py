@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from reflector_cli.store.repo import Store
-from reflector_cli.store.runviews import seconds_between, stage_status
+from reflector_cli.store.runviews import attempts, seconds_between, stage_status
 
 FAILED = ("error", "failed")
 
@@ -80,7 +80,7 @@ def provider_stats(store: Store, since: str | None = None) -> dict[str, dict[str
             p["failures_by_stage"][s["stage"]] = p["failures_by_stage"].get(s["stage"], 0) + 1
         if status == "reused":
             continue  # a reused checkpoint measures nothing about this provider
-        p["retries"] += max(0, int(s["attempts"]) - 1)
+        p["retries"] += max(0, attempts(s) - 1)
         took = seconds_between(s["started_at"], s["ended_at"])
         if took is None or status in ("running", "retrying"):
             continue

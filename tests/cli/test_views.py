@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 from tests.chromium import dump_dom
 from tests.cli.conftest import FIXTURE, cli, cli_json
+from tests.stages.delivery_fakes import WEBHOOK_SECRET, webhook_receiver
 
 NARROW = {"COLUMNS": "80"}
 SHAPES = re.compile(r"<(rect|line|path|circle|polyline|polygon)\b")
@@ -111,3 +113,36 @@ def test_html_export_of_the_fixture_in_chromium(
         "export", doc["transcript_id"], "--format", "html", "--embed-audio", data_dir=data
     ).stdout
     assert 'src="data:audio/mpeg;base64,' in embedded
+
+
+def test_a_webhook_that_fails_after_its_retries_is_failed_with_its_error(
+    processed: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(processed[0], data)
+    with webhook_receiver() as hook:
+        hook.responses = [500] * 10
+        env = {
+            "WEBHOOK_URL": hook.url,
+            "WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "REFLECTOR_WEBHOOK_BACKOFF": "0",
+            "REFLECTOR_DELIVERY_ATTEMPTS": "3",
+        }
+        res = cli("replay", processed[1]["run_id"], "--from", "send_webhook", "--json",
+                  data_dir=data, env=env)  # fmt: skip
+    run_id = json.loads(res.stdout)["run_id"]
+    assert len(hook.deliveries) == 3
+    run = cli_json("runs", "show", run_id, data_dir=data)
+    hook_row = next(s for s in run["stages"] if s["stage"] == "send_webhook")
+    assert run["status"] == "ended"  # delivery never fails the transcript
+    assert hook_row["status"] == "failed" and hook_row["attempts"] == 3
+    assert "500" in hook_row["error"] and "token" not in hook_row["error"]
+    text = cli("runs", "show", run_id, data_dir=data, env=NARROW).stdout
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("send_webhook "))
+    assert re.match(r"^send_webhook\s+failed\s+3\b", lines[at]), lines[at]
+    assert lines[at + 1].lstrip().startswith("↳")
+    assert "500 (gave up after 3 attempts)" in " ".join(x.strip() for x in lines[at + 1 : at + 4])
+    assert all(len(line) <= 80 for line in lines)
+    stats = cli_json("stats", data_dir=data)["providers"]["local"]
+    assert stats["failures_by_stage"] == {"send_webhook": 1} and stats["retries"] >= 2

@@ -20,8 +20,9 @@ def pipe(rid: str = "rec-1") -> m.PipelineInput:
     )
 
 
-def delivery(status: str, detail: str = "") -> str:
-    return m.DeliveryOut(status=status, detail=detail).model_dump_json()  # type: ignore[arg-type]
+def delivery(status: str, detail: str = "", attempts: int = 0) -> str:
+    out = m.DeliveryOut(status=status, detail=detail, attempts=attempts)  # type: ignore[arg-type]
+    return out.model_dump_json()
 
 
 def stored_run(tmp_path: Path) -> Store:
@@ -36,7 +37,7 @@ def stored_run(tmp_path: Path) -> Store:
     s.stage_finished("r-aaa", "transcribe_track", 1, "failed", error="RuntimeError: boom")
     s.stage_finished("r-aaa", "post_zulip", None, "done", output=delivery("skipped", "no Zulip"))
     s.stage_finished(
-        "r-aaa", "send_webhook", None, "done", output=delivery("failed", "HTTP 503 after 3")
+        "r-aaa", "send_webhook", None, "done", output=delivery("failed", "HTTP 503 after 3", 3)
     )
     s.stage_finished("r-aaa", "cleanup_consent", None, "failed", error="OSError: disk")
     return s
@@ -53,7 +54,8 @@ def test_stage_status_is_derived_from_rows_and_outputs(tmp_path: Path) -> None:
     assert views[("post_zulip", None)]["error"] is None
     assert views[("post_zulip", None)]["detail"] == "no Zulip"
     hook = views[("send_webhook", None)]
-    assert (hook["status"], hook["error"]) == ("failed", "HTTP 503 after 3")
+    # Its three HTTP attempts happened inside one stage attempt: the view counts them.
+    assert (hook["status"], hook["error"], hook["attempts"]) == ("failed", "HTTP 503 after 3", 3)
     # A non-critical stage raising is `failed`, not `error`: the transcript stands.
     assert views[("cleanup_consent", None)]["status"] == "failed"
     assert all(isinstance(v["duration_s"], float) for v in views.values())

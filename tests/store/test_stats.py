@@ -36,7 +36,7 @@ def test_provider_stats_counts_runs_failures_retries_and_agreement(tmp_path: Pat
     _stage(s, "r-l", "mixdown_tracks", "00:00", "00:04")
     _stage(s, "r-h", "mixdown_tracks", "00:00", "00:10")
     s.stage_started("r-h", "send_webhook", None, "h", "v", "{}")
-    s.stage_finished("r-h", "send_webhook", None, "done", output=delivery("failed", "503"))
+    s.stage_finished("r-h", "send_webhook", None, "done", output=delivery("failed", "503", 3))
     s.stage_started("r-h2", "finalize", None, "h", "v", "{}")
     s.stage_started("r-h2", "finalize", None, "h", "v", "{}")
     s.stage_finished("r-h2", "finalize", None, "failed", error="boom")
@@ -60,7 +60,7 @@ def test_provider_stats_counts_runs_failures_retries_and_agreement(tmp_path: Pat
     assert st["local"]["runs"] == 1 and st["hatchet"]["runs"] == 2
     assert st["hatchet"]["by_status"] == {"ended": 1, "error": 1}
     assert st["hatchet"]["failures_by_stage"] == {"finalize": 1, "send_webhook": 1}
-    assert st["hatchet"]["retries"] == 1 and st["local"]["retries"] == 0
+    assert st["hatchet"]["retries"] == 1 + 2 and st["local"]["retries"] == 0
     mix = st["hatchet"]["stages"]["mixdown_tracks"]
     assert mix["wall_s"]["p50"] == 10.0 and mix["per_audio_min_s"]["p50"] == 5.0
     assert st["local"]["stages"]["mixdown_tracks"]["wall_s"]["p95"] == 4.0
