@@ -40,7 +40,7 @@ def _where_and_when(
 
 
 def _audio(
-    storage: Storage, key: str | None, deleted: bool, embed: bool
+    storage: Storage, key: str | None, deleted: bool, embed: bool, limit: int
 ) -> tuple[str | None, str | None]:
     """(src, note): a file URL (or data URI with `embed`), else why there is no player."""
     if deleted:
@@ -53,10 +53,10 @@ def _audio(
         return None, "The mixdown audio is no longer in storage."
     if embed:
         size = storage.size(key)
-        if size > EMBED_MAX_BYTES:
+        if size > limit:
             raise UserError(
-                f"--embed-audio: the mixdown is {size // 2**20} MiB, over the "
-                f"{EMBED_MAX_BYTES // 2**20} MiB limit; export without --embed-audio to link it"
+                f"--embed-audio: the mixdown is {size / 2**20:.1f} MiB, over the "
+                f"{limit / 2**20:.1f} MiB limit; export without --embed-audio to link it"
             )
         data = base64.b64encode(storage.read_bytes(key)).decode("ascii")
         return f"data:audio/mpeg;base64,{data}", None
@@ -66,7 +66,12 @@ def _audio(
 
 
 def html_report(
-    store: Store, settings: Settings, transcript_id: str, *, embed_audio: bool = False
+    store: Store,
+    settings: Settings,
+    transcript_id: str,
+    *,
+    embed_audio: bool = False,
+    embed_limit: int = EMBED_MAX_BYTES,
 ) -> str:
     row = store.transcript(transcript_id)
     if row is None:
@@ -78,7 +83,8 @@ def html_report(
         update={"waveform": json.loads(row["waveform"] or "[]"), "room": room,
                 "started_at_ms": started_ms}
     )  # fmt: skip
-    src, note = _audio(storage, row["audio_key"], bool(row["audio_deleted"]), embed_audio)
+    deleted = bool(row["audio_deleted"])
+    src, note = _audio(storage, row["audio_key"], deleted, embed_audio, embed_limit)
     when = (
         datetime.fromtimestamp(started_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
         if started_ms is not None

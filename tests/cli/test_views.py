@@ -99,6 +99,7 @@ def test_html_export_of_the_fixture_in_chromium(
     cli("export", doc["transcript_id"], "--format", "html", "-o", str(page), data_dir=data)
     dom = dump_dom(page)
     assert len(SHAPES.findall(dom)) >= 255
+    assert "2024-11-29 09:00 UTC" in dom and "release-planning" in dom  # from the manifest
     for name in names():
         assert name in dom
     for t in doc["topics"]:
