@@ -11,8 +11,8 @@ import html
 import re
 from dataclasses import dataclass
 
-from reflector_cli.export import clock, speaker_name, speaker_names
-from reflector_cli.models import FinalDoc, Word
+from reflector_cli.export import clock, speaker_name, speaker_names, turns
+from reflector_cli.models import FinalDoc
 from reflector_cli.report_assets import CSS, JS
 from reflector_cli.talk import speaker_spans, talk_seconds
 
@@ -22,7 +22,6 @@ CSP = (
 )
 WAVE_W, WAVE_H = 1000, 120
 NAME_W, LANE_H = 150, 26
-TURN_GAP_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -255,21 +254,10 @@ def _actions(doc: FinalDoc) -> str:
     return "".join(parts) or _empty("None recorded.")
 
 
-def _turns(words: list[Word]) -> list[list[Word]]:
-    turns: list[list[Word]] = []
-    for w in sorted((w for w in words if w.text.strip()), key=lambda w: w.start):
-        cur = turns[-1] if turns else None
-        if cur and cur[-1].speaker == w.speaker and w.start - cur[-1].end <= TURN_GAP_S:
-            cur.append(w)
-        else:
-            turns.append([w])
-    return turns
-
-
 def _transcript(doc: FinalDoc, hours: bool) -> str:
     names = speaker_names(doc)
     rows = []
-    for t in _turns(doc.words):
+    for t in turns(doc):
         text = " ".join(" ".join(w.text.split()) for w in t)
         rows.append(
             f'<p class="turn" data-speaker="{t[0].speaker}" data-start="{_num(t[0].start)}" '

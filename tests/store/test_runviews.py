@@ -8,16 +8,7 @@ from pathlib import Path
 from reflector_cli import models as m
 from reflector_cli.store.repo import Store
 from reflector_cli.store.runviews import list_runs, seconds_between, stage_views
-
-
-def pipe(rid: str = "rec-1") -> m.PipelineInput:
-    return m.PipelineInput(
-        recording_id=rid,
-        transcript_id="t-" + rid,
-        source_kind="folder",
-        source="/x",
-        asr=m.AsrOptions(model="/m"),
-    )
+from tests.store.test_store import pipe
 
 
 def delivery(status: str, detail: str = "", attempts: int = 0) -> str:

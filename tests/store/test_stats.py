@@ -7,7 +7,8 @@ from pathlib import Path
 
 from reflector_cli.store.repo import Store
 from reflector_cli.store.stats import percentile, provider_stats
-from tests.store.test_runviews import delivery, pipe
+from tests.store.test_runviews import delivery
+from tests.store.test_store import pipe
 
 
 def _stage(s: Store, run: str, stage: str, start: str, end: str, **kw: object) -> None:
