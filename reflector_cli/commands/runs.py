@@ -14,6 +14,7 @@ from rich.text import Text
 from reflector_cli.commands.base import (
     DataDirOpt,
     JsonOpt,
+    Provider,
     emit_json,
     open_store,
     out,
@@ -71,9 +72,7 @@ def runs_list(
     status: Annotated[
         str | None, typer.Option(help="Only runs with this status (ended, error, running…).")
     ] = None,
-    provider: Annotated[
-        str | None, typer.Option(help="Only runs of this provider (local, hatchet, celery).")
-    ] = None,
+    provider: Annotated[Provider | None, typer.Option(help="Only runs of this provider.")] = None,
     since: SinceOpt = None,
     comparisons: Annotated[
         bool, typer.Option("--comparisons", help="List stored provider comparisons instead.")
@@ -169,7 +168,9 @@ def runs_show(
     store = open_store(settings)
     run = store.run(run_id)
     if run is None:
-        raise UserError(f"{run_id}: no such run")
+        raise UserError(
+            f"{run_id}: no run has this id or unique prefix (`reflector runs` lists whole ids)"
+        )
     if run["provider"] == "hatchet" and run["status"] in ("submitted", "running"):
         from reflector_cli.providers.hatchet import sync_run
 

@@ -59,6 +59,8 @@ def test_runs_lists_whole_ids_and_filters(processed: tuple[Path, dict[str, Any]]
     assert cli_json("runs", "--status", "error", data_dir=data) == []
     assert cli_json("runs", "--provider", "celery", data_dir=data) == []
     assert cli_json("runs", "--since", "2999-01-01", data_dir=data) == []
+    missing = cli("runs", "show", "r-zzzz", data_dir=data, check=False)
+    assert missing.returncode == 1 and "`reflector runs` lists whole ids" in missing.stderr
     bad = cli("runs", "--since", "yesterday", data_dir=data, check=False)
     assert bad.returncode == 1 and "--since" in bad.stderr and "Traceback" not in bad.stderr
 
