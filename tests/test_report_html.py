@@ -164,3 +164,13 @@ def test_a_click_on_a_stamp_seeks_the_player(report_page: tuple[Path, Path]) -> 
         urls = requested_urls(cdp)
     assert page.as_uri() in urls and audio.as_uri() in urls
     assert all(u.startswith(("file:", "data:")) for u in urls), urls
+
+
+def test_a_moved_audio_file_is_explained_in_the_page(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    gone = (tmp_path / "moved-away.mp3").as_uri()
+    page.write_text(render_html(report_doc(), ReportMeta(audio_src=gone)))
+    with cdp_page(page) as cdp:
+        cdp.wait_for("!document.getElementById('audio-missing').hidden")
+        text = cdp.eval("document.getElementById('audio-missing').textContent")
+    assert "--embed-audio" in text and "moved-away.mp3" in text
