@@ -75,7 +75,7 @@ def provider_stats(store: Store, since: str | None = None) -> dict[str, dict[str
     for s in _stage_rows(store, list(by_id)):
         run = by_id[s["run_id"]]
         p = acc[run["provider"]]
-        status, _ = stage_status(s | {"track": None if s["track"] == -1 else s["track"]})
+        status, _ = stage_status(s)
         if status in FAILED:
             p["failures_by_stage"][s["stage"]] = p["failures_by_stage"].get(s["stage"], 0) + 1
         if status == "reused":
