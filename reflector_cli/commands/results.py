@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from reflector_cli.commands.base import (
     DataDirOpt,
@@ -33,8 +33,10 @@ def show(
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a stored transcript: title, summary, topics, participants."""
+    """Show a stored transcript: speakers with talk time, waveform, summary and topics."""
     from reflector_cli.pipeline import result_view
+    from reflector_cli.showview import show_lines
+    from reflector_cli.talk import talk_seconds
 
     store = open_store(settings_from(data_dir=data_dir))
     row = find_transcript(store, ident)
@@ -46,27 +48,21 @@ def show(
         "error_message": row["error_message"],
         "action_items": json.loads(row["action_items"] or "{}"),
     }
+    words = store.words(row["id"])
+    talk = talk_seconds(words)
+    view |= {
+        "language": row["language"],
+        "talk_time": [
+            {"speaker": p["speaker"], "name": p["name"], "seconds": talk.get(p["speaker"], 0.0)}
+            for p in view["participants"]
+        ],
+    }
     if as_json:
         emit_json(view)
         return
-    out.print(f"[bold]{view['title'] or '(untitled)'}[/]  [dim]{view['transcript_id']}[/]")
-    out.print(
-        f"status {view['status']} · {view['word_count']} words · "
-        f"{len(view['participants'])} speakers"
-    )
-    if view["error_message"]:
-        out.print(f"[red]error in {view['error_stage']}: {view['error_message']}[/]")
-    if view["short_summary"]:
-        out.print(f"\n{view['short_summary']}\n")
-    table = Table("start", "topic", "summary")
-    for tp in view["topics"]:
-        table.add_row(_mmss(tp["start"]), tp["title"], tp["summary"])
-    out.print(table)
-
-
-def _mmss(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 60:02d}:{s % 60:02d}"
+    view["waveform"] = json.loads(row["waveform"] or "[]")
+    for line in show_lines(view, out.width):
+        out.print(Text(line), soft_wrap=True, highlight=False)
 
 
 class ExportFormat(StrEnum):
@@ -75,6 +71,7 @@ class ExportFormat(StrEnum):
     srt = "srt"
     vtt = "vtt"
     md = "md"
+    html = "html"
 
 
 @app.command()
@@ -86,20 +83,31 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")
     ] = None,
+    embed_audio: Annotated[
+        bool,
+        typer.Option(
+            "--embed-audio", help="html: put the audio inside the file (portable, bigger)."
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Export a transcript with speaker names (json, txt, srt, vtt, md)."""
+    """Export a transcript with speaker names (json, txt, srt, vtt, md, html)."""
     from reflector_cli import export as exporters
     from reflector_cli.pipeline import final_doc_from_store, result_view
 
     if output and (output.is_dir() or not output.parent.is_dir()):
         write_output(output, "")  # refuses with one line before any work is done
-    store = open_store(settings_from(data_dir=data_dir))
+    settings = settings_from(data_dir=data_dir)
+    store = open_store(settings)
     row = find_transcript(store, ident)
     if as_json:
         fmt = ExportFormat.json
-    if fmt is ExportFormat.json:
+    if fmt is ExportFormat.html:
+        from reflector_cli.report import html_report
+
+        text = html_report(store, settings, row["id"], embed_audio=embed_audio)
+    elif fmt is ExportFormat.json:
         doc = result_view(store, row["id"])
         doc["action_items"] = json.loads(row["action_items"] or "{}")
         doc["words"] = store.words(row["id"])
