@@ -68,6 +68,11 @@ def _turns(words: list[Word], max_gap: float = TURN_GAP_S) -> list[list[Word]]:
     return turns
 
 
+def turns(doc: FinalDoc) -> list[list[Word]]:
+    """The document's speaker turns, in time order (what txt, md and html print)."""
+    return _turns(_words(doc))
+
+
 def _duration(doc: FinalDoc) -> float:
     last = max((w.end for w in doc.words), default=0.0)
     return max(doc.duration_s, last)

@@ -23,10 +23,19 @@ from reflector_cli.models import FinalDoc
 # A file name stays readable and well under every filesystem's 255-byte limit.
 MAX_SLUG_CHARS = 60
 
-Render = Callable[[Any, str], str]  # (store, transcript id) -> file content
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What a renderer may need beyond the stored rows (the html report finds the audio)."""
+
+    settings: Any = None
+    embed_audio: bool = False
 
 
-def _json(store: Any, tid: str) -> str:
+Render = Callable[[Any, str, RenderContext], str]  # (store, transcript id, context) -> text
+
+
+def _json(store: Any, tid: str, _ctx: RenderContext) -> str:
     from reflector_cli.pipeline import result_view
 
     doc = result_view(store, tid)
@@ -37,12 +46,18 @@ def _json(store: Any, tid: str) -> str:
 
 
 def _from_doc(render: Callable[[FinalDoc], str]) -> Render:
-    def run(store: Any, tid: str) -> str:
+    def run(store: Any, tid: str, _ctx: RenderContext) -> str:
         from reflector_cli.pipeline import final_doc_from_store
 
         return render(final_doc_from_store(store, tid))
 
     return run
+
+
+def _html(store: Any, tid: str, ctx: RenderContext) -> str:
+    from reflector_cli.report import html_report
+
+    return html_report(store, ctx.settings, tid, embed_audio=ctx.embed_audio)
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,7 @@ FORMATS: dict[str, Format] = {
     "vtt": Format("vtt", _from_doc(exporters.to_vtt)),
     "md": Format("md", _from_doc(exporters.to_markdown)),
     "tsv": Format("tsv", _from_doc(exporters.to_tsv)),
+    "html": Format("html", _html),
 }
 
 
@@ -114,7 +130,12 @@ def _output_dir(path: Path) -> Path:
 
 
 def write_outputs(
-    store: Any, tid: str, formats: list[str], out_dir: Path, taken: set[str] | None = None
+    store: Any,
+    tid: str,
+    formats: list[str],
+    out_dir: Path,
+    ctx: RenderContext,
+    taken: set[str] | None = None,
 ) -> list[Path]:
     """Write one file per format into `out_dir`; returns the paths in format order.
 
@@ -135,7 +156,7 @@ def write_outputs(
         fmt = FORMATS[name]
         path = out_dir / f"{base}.{fmt.ext}"
         try:
-            _write_atomic(path, fmt.render(store, tid))
+            _write_atomic(path, fmt.render(store, tid, ctx))
         except OSError as e:
             raise UserError(f"{path}: cannot write ({e.strerror})") from None
         paths.append(path)

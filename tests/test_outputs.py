@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from reflector_cli.errors import UserError
-from reflector_cli.outputs import FORMATS, base_name, parse_formats, slug, write_outputs
+from reflector_cli.outputs import (
+    FORMATS,
+    RenderContext,
+    base_name,
+    parse_formats,
+    slug,
+    write_outputs,
+)
 from reflector_cli.store.repo import Store
 from tests.store.test_meetings import SCRIPT, meeting
 
@@ -47,8 +54,9 @@ def test_same_title_same_day_in_one_call_never_overwrites(tmp_path: Path) -> Non
         store.ensure_recording(pipe)
         store.commit_final(doc, "r-1")
     taken: set[str] = set()
-    a = write_outputs(store, "t-rec-a", ["txt", "tsv"], tmp_path / "out", taken)
-    b = write_outputs(store, "t-rec-b", ["txt"], tmp_path / "out", taken)
+    ctx = RenderContext()
+    a = write_outputs(store, "t-rec-a", ["txt", "tsv"], tmp_path / "out", ctx, taken)
+    b = write_outputs(store, "t-rec-b", ["txt"], tmp_path / "out", ctx, taken)
     assert [p.name for p in a] == ["2024-11-29-weekly-sync.txt", "2024-11-29-weekly-sync.tsv"]
     assert [p.name for p in b] == ["2024-11-29-weekly-sync-t-rec-b.txt"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(

@@ -3,5 +3,5 @@ so the import order below is the order `reflector --help` lists them in."""
 
 # isort: off
 from reflector_cli.commands import process, results, meetings, runs, replay  # noqa: F401
-from reflector_cli.commands import providers, ops, models_cmd  # noqa: F401
+from reflector_cli.commands import providers, ops, stats, models_cmd  # noqa: F401
 # isort: on

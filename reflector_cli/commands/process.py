@@ -25,7 +25,7 @@ from reflector_cli.commands.base import (
 )
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError, one_line
-from reflector_cli.outputs import parse_formats, write_outputs
+from reflector_cli.outputs import RenderContext, parse_formats, write_outputs
 
 # --------------------------------------------------------------------------- process
 
@@ -199,7 +199,8 @@ def _write_files(
 ) -> list[str]:
     store = open_store(settings)
     try:
-        paths = write_outputs(store, view["transcript_id"], formats, out_dir, taken)
+        ctx = RenderContext(settings=settings)
+        paths = write_outputs(store, view["transcript_id"], formats, out_dir, ctx, taken)
     finally:
         store.close()
     return [str(p) for p in paths]

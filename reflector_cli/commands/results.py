@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from reflector_cli.commands.base import (
     DataDirOpt,
@@ -25,7 +25,7 @@ from reflector_cli.commands.base import (
     write_output,
 )
 from reflector_cli.errors import UserError
-from reflector_cli.outputs import FORMATS, parse_formats, write_outputs
+from reflector_cli.outputs import FORMATS, RenderContext, parse_formats, write_outputs
 
 # --------------------------------------------------------------------------- show / export
 
@@ -36,8 +36,10 @@ def show(
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a stored transcript: title, summary, topics, participants."""
+    """Show a stored transcript: speakers with talk time, waveform, summary and topics."""
     from reflector_cli.pipeline import result_view
+    from reflector_cli.showview import show_lines
+    from reflector_cli.talk import talk_seconds
 
     store = open_store(settings_from(data_dir=data_dir))
     row = find_transcript(store, ident)
@@ -49,27 +51,21 @@ def show(
         "error_message": row["error_message"],
         "action_items": json.loads(row["action_items"] or "{}"),
     }
+    words = store.words(row["id"])
+    talk = talk_seconds(words)
+    view |= {
+        "language": row["language"],
+        "talk_time": [
+            {"speaker": p["speaker"], "name": p["name"], "seconds": talk.get(p["speaker"], 0.0)}
+            for p in view["participants"]
+        ],
+    }
     if as_json:
         emit_json(view)
         return
-    out.print(f"[bold]{view['title'] or '(untitled)'}[/]  [dim]{view['transcript_id']}[/]")
-    out.print(
-        f"status {view['status']} · {view['word_count']} words · "
-        f"{len(view['participants'])} speakers"
-    )
-    if view["error_message"]:
-        out.print(f"[red]error in {view['error_stage']}: {view['error_message']}[/]")
-    if view["short_summary"]:
-        out.print(f"\n{view['short_summary']}\n")
-    table = Table("start", "topic", "summary")
-    for tp in view["topics"]:
-        table.add_row(_mmss(tp["start"]), tp["title"], tp["summary"])
-    out.print(table)
-
-
-def _mmss(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 60:02d}:{s % 60:02d}"
+    view["waveform"] = json.loads(row["waveform"] or "[]")
+    for line in show_lines(view, out.width):
+        out.print(Text(line), soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -83,24 +79,32 @@ def export(
         ),
     ] = None,
     output_dir: OutputDirOpt = None,
+    embed_audio: Annotated[
+        bool,
+        typer.Option(
+            "--embed-audio", help="html: put the audio inside the file (portable, bigger)."
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Export a transcript with speaker names, to stdout, a file, or a folder of files."""
     if output and (output.is_dir() or not output.parent.is_dir()):
         write_output(output, "")  # refuses with one line before any work is done
-    store = open_store(settings_from(data_dir=data_dir))
+    settings = settings_from(data_dir=data_dir)
+    store = open_store(settings)
     row = find_transcript(store, ident)
     formats = ["json"] if as_json else parse_formats(fmt)
+    ctx = RenderContext(settings=settings, embed_audio=embed_audio)
     if output_dir is not None:
         if output is not None:
             raise UserError("--output and --output-dir: give one of them")
-        for path in write_outputs(store, row["id"], formats, output_dir):
+        for path in write_outputs(store, row["id"], formats, output_dir, ctx):
             err.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
         return
     if len(formats) > 1:
         raise UserError(f"--format {fmt}: several formats need --output-dir DIR")
-    text = FORMATS[formats[0]].render(store, row["id"])
+    text = FORMATS[formats[0]].render(store, row["id"], ctx)
     if output:
         write_output(output, text)
         err.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
