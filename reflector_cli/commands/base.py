@@ -74,6 +74,11 @@ class Provider(StrEnum):
     celery = "celery"
 
 
+class OnOff(StrEnum):
+    on = "on"
+    off = "off"
+
+
 def open_store(settings: Settings) -> Any:
     from reflector_cli.store.repo import Store
 

@@ -11,6 +11,7 @@ from rich.text import Text
 from reflector_cli.commands.base import (
     DataDirOpt,
     JsonOpt,
+    OnOff,
     Provider,
     app,
     emit_json,
@@ -50,6 +51,13 @@ def process(
     compute_type: Annotated[str | None, typer.Option(help="int8, int8_float32, float32…")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads per transcription.")] = None,
     workers: Annotated[int | None, typer.Option(help="Stages run in parallel (local).")] = None,
+    crosstalk: Annotated[
+        OnOff | None,
+        typer.Option(
+            help="Drop words a microphone picked up from another participant "
+            "[default: $REFLECTOR_CROSSTALK or on]."
+        ),
+    ] = None,
     no_deliver: Annotated[
         bool, typer.Option("--no-deliver", help="Skip Zulip and webhook delivery.")
     ] = False,
@@ -82,6 +90,7 @@ def process(
         compute_type=compute_type,
         cpu_threads=threads,
         workers=workers,
+        crosstalk=None if crosstalk is None else crosstalk is OnOff.on,
     )
     if dry_run:
         from reflector_cli.plan import dry_run_plan
