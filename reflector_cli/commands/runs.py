@@ -17,6 +17,7 @@ from reflector_cli.commands.base import (
     runs_app,
     settings_from,
 )
+from reflector_cli.details import stage_details
 from reflector_cli.errors import UserError
 
 # --------------------------------------------------------------------------- runs
@@ -127,6 +128,7 @@ def runs_show(
             "started_at": s["started_at"],
             "ended_at": s["ended_at"],
             "reused": s["reused_from"] is not None,
+            "details": stage_details(s["stage"], s["output"]),
         }
         for s in store.stage_runs(run["id"])
     ]
@@ -142,7 +144,7 @@ def runs_show(
     out.print(f"[bold]{run['id']}[/] {run['provider']} · {run['status']}")
     if run["error_message"]:
         out.print(f"[red]{run['error_stage']}: {run['error_message']}[/]")
-    table = Table("stage", "track", "status", "attempts", "started", "ended", "reused")
+    table = Table("stage", "track", "status", "attempts", "started", "ended", "reused", "details")
     for s in stages:
         table.add_row(
             s["stage"],
@@ -152,5 +154,6 @@ def runs_show(
             s["started_at"] or "",
             s["ended_at"] or "",
             "yes" if s["reused"] else "",
+            s["details"],
         )
     out.print(table)
