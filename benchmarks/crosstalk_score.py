@@ -24,6 +24,22 @@ def _owner(word: dict[str, Any], name: str, utts: list[dict[str, Any]]) -> str |
     return "other" if here else None
 
 
+def _really_own(word: dict[str, Any], name: str, utts: list[dict[str, Any]]) -> bool:
+    """A removed word was the speaker's own: inside their utterance and, where someone else
+    talks at the same time, a word of their text and not of the other's (else it is a leak)."""
+    if _owner(word, name, utts) != "own":
+        return False
+    mid = (word["start"] + word["end"]) / 2
+    others = [u for u in utts if _inside(mid, u) and u["speaker"] != name]
+    if not others:
+        return True
+    token = normalize_words([word["text"]])
+    mine = [u for u in utts if _inside(mid, u) and u["speaker"] == name]
+    in_mine = any(set(token) <= set(normalize_words([u["text"]])) for u in mine)
+    in_other = any(set(token) <= set(normalize_words([u["text"]])) for u in others)
+    return in_mine and not in_other
+
+
 def _wer(ref: list[str], hyp: list[str]) -> tuple[int, int]:
     a, b = normalize_words(ref), normalize_words(hyp)
     return edit_distance(a, b), len(a)
@@ -46,7 +62,7 @@ def score(run: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
     own_removed: dict[str, int] = {}
     for w in run["removed"]:
         name = names[w["speaker"]]
-        if _owner(w, name, utts) == "own":
+        if _really_own(w, name, utts):
             own_removed[name] = own_removed.get(name, 0) + 1
     return {
         "total_wer": round(edits / max(1, total), 3),

@@ -71,18 +71,24 @@ def _token(text: str) -> str:
 
 
 def duplicated(words: Sequence[Word], other: Sequence[Word], tol: float = DUP_TOL_S) -> list[bool]:
-    """Per word of `words`: it and a neighbour both appear in `other` at about the same time."""
-    starts = [w.start for w in other]
-    tokens = [_token(w.text) for w in other]
+    """Per word of `words`: it and a neighbour appear in `other` as neighbours too, at about the
+    same time: a phrase heard twice, not just a common word said by two people."""
+    order = sorted(range(len(other)), key=lambda k: other[k].start)
+    starts = [other[k].start for k in order]
+    tokens = [_token(other[k].text) for k in order]
 
-    def seen(w: Word) -> bool:
+    def matches(w: Word) -> set[int]:
         tok = _token(w.text)
         lo, hi = bisect_left(starts, w.start - tol), bisect_right(starts, w.start + tol)
-        return bool(tok) and tok in tokens[lo:hi]
+        return {k for k in range(lo, hi) if tok and tokens[k] == tok}
 
-    hit = [seen(w) for w in words]
-    n = len(hit)
-    return [hit[x] and ((x > 0 and hit[x - 1]) or (x + 1 < n and hit[x + 1])) for x in range(n)]
+    m = [matches(w) for w in words]
+
+    def linked(x: int) -> bool:  # words x and x+1 here are consecutive there too
+        return any(k + 1 in m[x + 1] for k in m[x])
+
+    n = len(words)
+    return [(x > 0 and linked(x - 1)) or (x + 1 < n and linked(x)) for x in range(n)]
 
 
 def _verdict(ex: np.ndarray, row: int, dup_rows: list[int]) -> tuple[str, int] | None:

@@ -24,6 +24,7 @@ from reflector_cli.models import (
     TranscriptDoc,
     Word,
 )
+from reflector_cli.stages.crosstalk import duplicated
 from reflector_cli.stages.transcript import merge_transcripts
 from reflector_cli.storage import LocalStorage
 from tests.stages.crosstalk_audio import A_TEXT, B_TEXT, RATE, Meeting, speech
@@ -145,3 +146,19 @@ def test_without_padded_tracks_nothing_is_judged(tmp_path: Path) -> None:
     ]
     out = merge_transcripts(MergeIn(recording_id="rec", tracks=tracks, crosstalk=True), ctx)
     assert out.word_count == 4 and not out.crosstalk
+
+
+def test_duplicates_are_phrases_heard_twice_not_common_words() -> None:
+    def words(text: str, at: float, speaker: int) -> list[Word]:
+        return [
+            Word(text=t, start=at + k * 0.3, end=at + k * 0.3 + 0.25, speaker=speaker)
+            for k, t in enumerate(text.split())
+        ]
+
+    leak = words("the launch is on schedule", 1.1, 1)
+    source = words("so the launch is on schedule.", 0.8, 0)
+    assert duplicated(leak, source) == [True] * 5
+    # Same common words nearby, but never next to each other on the other track.
+    other = words("and the plan for this is that it goes on", 0.9, 0)
+    assert duplicated(words("the thing is on", 1.0, 1), other) == [False] * 4
+    assert duplicated(leak, words("the launch is on schedule", 5.0, 0)) == [False] * 5  # later
