@@ -14,7 +14,10 @@ Every decision is relative, so it holds whatever the microphones' gains or the s
 * text — the same words at about the same time on another track. That is independent evidence,
   so it is enough for the other track to be the source by half the margin (leak gains drift with
   automatic gain control); a single matching word is not evidence ("yeah" twice is a
-  conversation), a run of two or more is.
+  conversation), two or more words consecutive on both tracks are.
+* runs — leaks come in runs: one word judged a leak by level alone amid its track's kept
+  speech stays; one kept word amid a run leaked from one source, with no energy of its own,
+  goes.
 
 MARGIN_DB = 6 dB is a factor of 4 in power: far above frame-to-frame level noise over a word's
 span, far below the 15-30 dB that separates a close microphone from a leak.
