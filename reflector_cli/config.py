@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias=AliasChoices("workers", "REFLECTOR_WORKERS"),
     )
+    crosstalk: bool = Field(
+        default=True, validation_alias=AliasChoices("crosstalk", "REFLECTOR_CROSSTALK")
+    )
     include_screen_audio: bool = Field(
         default=False,
         validation_alias=AliasChoices("include_screen_audio", "REFLECTOR_INCLUDE_SCREEN_AUDIO"),

@@ -66,6 +66,7 @@ def prepare_input(source: str, settings: Settings) -> m.PipelineInput:
         llm=default_backend_name(settings),
         llm_model=settings.llm_model,
         include_screen_audio=settings.include_screen_audio,
+        crosstalk=settings.crosstalk,
     )
 
 

@@ -158,6 +158,11 @@ class Provider(StrEnum):
     celery = "celery"
 
 
+class OnOff(StrEnum):
+    on = "on"
+    off = "off"
+
+
 def open_store(settings: Settings) -> Any:
     """The store for commands that read; opened read-only when the data dir cannot be written."""
     from reflector_cli.store.repo import Store

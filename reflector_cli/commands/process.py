@@ -12,6 +12,7 @@ from rich.text import Text
 from reflector_cli.commands.base import (
     DataDirOpt,
     JsonOpt,
+    OnOff,
     OutputDirOpt,
     Provider,
     app,
@@ -77,6 +78,13 @@ def process(
         int | None,
         typer.Option(help="Stages run in parallel (local).", show_default="CPU count"),
     ] = None,
+    crosstalk: Annotated[
+        OnOff | None,
+        typer.Option(
+            help="Drop words a microphone picked up from another participant.",
+            show_default="$REFLECTOR_CROSSTALK or on",
+        ),
+    ] = None,
     no_deliver: Annotated[
         bool, typer.Option("--no-deliver", help="Skip Zulip and webhook delivery.")
     ] = False,
@@ -120,6 +128,7 @@ def process(
         compute_type=compute_type,
         cpu_threads=threads,
         workers=workers,
+        crosstalk=None if crosstalk is None else crosstalk is OnOff.on,
     )
     formats = _formats_for(output_dir, fmt)
     if dry_run:

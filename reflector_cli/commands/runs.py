@@ -207,6 +207,7 @@ def _print_run(view: dict[str, Any], stages: list[dict[str, Any]]) -> None:
         Col("took", right=True),
         Col("started (UTC)", optional=True),
         Col("reused from", optional=True),
+        Col("details", optional=True),
     ]
     rows = [
         [
@@ -217,6 +218,7 @@ def _print_run(view: dict[str, Any], stages: list[dict[str, Any]]) -> None:
             duration(s["duration_s"]),
             (s["started_at"] or "")[11:19],
             s["reused_from"] or "",
+            s["details"],
         ]
         for s in stages
     ]

@@ -70,6 +70,16 @@ def attempts(row: dict[str, Any]) -> int:
     return max(int(row["attempts"] or 0), inner if isinstance(inner, int) else 0)
 
 
+def stage_details(stage: str, out: dict[str, Any]) -> str:
+    """One short line of what a stage found, e.g. "280 words; crosstalk removed: 0/12/3"."""
+    if stage != "merge_transcripts" or not out:
+        return ""
+    if not out.get("crosstalk"):
+        return f"{out.get('word_count', 0)} words; crosstalk not applied"
+    removed = "/".join(str(n) for n in out.get("crosstalk_removed") or [])
+    return f"{out.get('word_count', 0)} words; crosstalk removed: {removed}"
+
+
 def stage_view(row: dict[str, Any]) -> dict[str, Any]:
     status, error = stage_status(row)
     detail = _output(row).get("detail")
@@ -81,6 +91,7 @@ def stage_view(row: dict[str, Any]) -> dict[str, Any]:
         "duration_s": seconds_between(row["started_at"], row["ended_at"]),
         "error": error,
         "detail": detail if isinstance(detail, str) and detail else None,
+        "details": stage_details(row["stage"], _output(row)),
         "started_at": row["started_at"],
         "ended_at": row["ended_at"],
         "reused": row["reused_from"] is not None,

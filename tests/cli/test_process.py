@@ -91,6 +91,7 @@ def test_runs_show_lists_every_stage_and_track(processed: tuple[Path, dict[str, 
             "started_at",
             "ended_at",
             "reused",
+            "details",
         }
         # Delivery is not configured here: its rows say so instead of claiming `done`.
         expected = "skipped" if s["stage"] in ("post_zulip", "send_webhook") else "done"
@@ -98,6 +99,9 @@ def test_runs_show_lists_every_stage_and_track(processed: tuple[Path, dict[str, 
         assert iso.match(s["started_at"]) and iso.match(s["ended_at"])
         if s["stage"] not in ("pad_track", "transcribe_track"):
             assert s["track"] is None
+    merge = next(s for s in run["stages"] if s["stage"] == "merge_transcripts")
+    # One voice per track in the fixture: crosstalk suppression runs and finds nothing to drop.
+    assert merge["details"].endswith("crosstalk removed: " + "/".join(["0"] * n_tracks))
 
 
 def test_every_export_format_uses_speaker_names(processed: tuple[Path, dict[str, Any]]) -> None:
