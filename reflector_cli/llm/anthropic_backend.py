@@ -16,8 +16,8 @@ from reflector_cli.llm.structured import (
     Reply,
     RetryableLlmError,
     UsageSink,
-    parse_retry_after,
 )
+from reflector_cli.retry import retry_after_s
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 CONTEXT_TOKENS = 200_000  # every current Claude model; chunk packing plans within this
@@ -72,7 +72,7 @@ class AnthropicBackend(ChatBackend):
             status = err.status_code
             detail = _detail(err)
             if status == 429 or status == 408 or status >= 500:
-                retry_after = parse_retry_after(err.response.headers.get("retry-after"))
+                retry_after = retry_after_s(err.response.headers.get("retry-after"))
                 raise RetryableLlmError(f"HTTP {status}: {detail}", retry_after) from err
             if status in (401, 403):
                 raise ConfigError(f"Anthropic API rejected ANTHROPIC_API_KEY ({status})") from err

@@ -16,8 +16,8 @@ from reflector_cli.llm.structured import (
     Reply,
     RetryableLlmError,
     UsageSink,
-    parse_retry_after,
 )
+from reflector_cli.retry import retry_after_s
 
 CONTEXT_TOKENS = 8192  # safe for most local models; we cannot ask the server for its window
 
@@ -71,7 +71,7 @@ class OpenAIBackend(ChatBackend):
             raise RetryableLlmError(f"cannot reach {self._url}: {err}") from err
         status = response.status_code
         if status == 429 or status == 408 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = retry_after_s(response.headers.get("retry-after"))
             raise RetryableLlmError(f"HTTP {status} from {self._url}", retry_after)
         if status in (401, 403):
             raise ConfigError(f"{self._url} rejected LLM_API_KEY ({status})")

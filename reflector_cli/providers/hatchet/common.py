@@ -8,7 +8,7 @@ from typing import Any
 
 from hatchet_sdk import Hatchet
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from reflector_cli import dag
 from reflector_cli import models as m
@@ -52,6 +52,28 @@ class TrackInput(m.Model):
     reused: dict[str, dict[str, Any]] = {}
 
 
+class StageFailed(BaseModel):
+    """What a non-critical stage's task returns once its last attempt failed.
+
+    The engine cancels every descendant of a FAILED task; a non-critical stage must not take
+    its children down with it (critical=False), so its task completes with this marker, and
+    the submitter records the stage as failed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage_failed: str
+
+
+def failed_marker(output: Any) -> str | None:
+    """The error a task output carries when it is a StageFailed marker, else None."""
+    if isinstance(output, StageFailed):
+        return output.stage_failed
+    if isinstance(output, dict) and set(output) == {"stage_failed"}:
+        return str(output["stage_failed"])
+    return None
+
+
 class FanoutOut(BaseModel):
     """Per-track stage outputs (JSON), each list ordered by track index."""
 
@@ -68,7 +90,9 @@ TOP = tuple(s for s in dag.STAGES if not s.per_track)
 PER_TRACK_NAMES = frozenset(s.name for s in PER_TRACK)
 # Non-per-track outputs the per-track stages read; the fan-out task waits for them.
 FANOUT_PARENTS = tuple(
-    dict.fromkeys(p for s in PER_TRACK for p in s.parents if p not in PER_TRACK_NAMES)
+    dict.fromkeys(
+        [dag.FANOUT_SOURCE, *(p for s in PER_TRACK for p in s.parents if p not in PER_TRACK_NAMES)]
+    )
 )
 
 
