@@ -49,6 +49,9 @@ class Reply:
     input_tokens: int
     output_tokens: int
     truncated: bool = False  # the model hit max_tokens, so the JSON is probably cut off
+    # The answer as the server's schema-constrained output gave it (tool input, json_schema
+    # content); None when the model answered in free text and the JSON must be fished out.
+    data: dict[str, Any] | None = None
 
 
 class RetryableLlmError(TryAgain):
@@ -63,7 +66,8 @@ class InvalidAnswerError(Exception):
     """The model kept answering with something we cannot use, even after re-asks."""
 
 
-SendFn = Callable[[str, list[Message]], Reply]
+# (system, messages, the answer's schema): backends constrain the answer to it where they can.
+SendFn = Callable[[str, list[Message], type[BaseModel] | None], Reply]
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -194,7 +198,9 @@ class Caller:
         self.attempts = attempts
         self.re_asks = re_asks
 
-    def call(self, system: str, messages: list[Message]) -> Reply:
+    def call(
+        self, system: str, messages: list[Message], schema: type[BaseModel] | None = None
+    ) -> Reply:
         # Exponential backoff with jitter so parallel chunk calls do not stampede; the first
         # retry waits 2 x backoff_s.
         policy = RetryPolicy(self.attempts, self.backoff_s * 2, 2.0, MAX_WAIT_S, jitter=0.25)
@@ -209,7 +215,7 @@ class Caller:
                 with attempt:
                     # The wait between attempts happens outside the slot, so others may use it.
                     with self.gate.slot():
-                        reply = self.send(system, messages)
+                        reply = self.send(system, messages, schema)
                     self.usage.add(
                         calls=1, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens
                     )
@@ -227,17 +233,22 @@ class Caller:
         schema: type[T],
         check: Callable[[T], None] | None = None,
     ) -> T:
-        """A validated `schema` instance; each invalid answer is re-asked with its error."""
+        """A validated `schema` instance; each invalid answer is re-asked with its error.
+
+        The schema is sent along (tool input schema, `response_format`), so a capable server
+        only produces well-formed answers; semantic checks (`check`: unknown speaker names,
+        sentence limits) and validation errors still get a re-ask."""
         messages: list[Message] = [{"role": "user", "content": prompt}]
         error = ""
         for round_ in range(self.re_asks + 1):
             if round_:
                 self.usage.add(re_asks=1)
-            reply = self.call(system, messages)
+            reply = self.call(system, messages, schema)
             try:
                 if reply.truncated:
                     raise ValueError("the answer was cut off at the token limit; answer briefly")
-                answer = schema.model_validate(extract_json(reply.text))
+                data = reply.data if reply.data is not None else extract_json(reply.text)
+                answer = schema.model_validate(data)
                 if check is not None:
                     check(answer)
             except (ValueError, ValidationError) as err:
