@@ -20,7 +20,11 @@ SUBMITTED = "submitted"  # run status while nobody follows it (--no-wait)
 RUN_KEY = "reflector_run"  # additional-metadata key tying every task of a run together
 # Time a task may wait for a free worker: long, so a restarted worker still picks it up.
 SCHEDULE_TIMEOUT = timedelta(hours=12)
-POLL_S = 0.2
+POLL_S = 0.2  # how often the follower forwards streamed progress (no REST call)
+# The follower asks the engine (status + task listing) when the run's event stream says a task
+# changed, at most every MIN_SYNC_S, and otherwise every RECONCILE_S in case an event was lost.
+MIN_SYNC_S = 0.5
+RECONCILE_S = 3.0
 # How long a terminal task listing may disagree with the core run details before the core wins.
 LISTING_LAG_S = 30.0
 

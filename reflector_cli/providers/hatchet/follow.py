@@ -13,6 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hatchet_sdk import Hatchet
+from hatchet_sdk.clients.listeners.run_event_listener import (
+    RunEventListenerClient,
+    StepRunEventType,
+)
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
 from pydantic import ValidationError
 
@@ -21,10 +25,12 @@ from reflector_cli.config import Settings
 from reflector_cli.providers.hatchet.common import (
     LISTING_LAG_S,
     LISTING_SLACK,
+    MIN_SYNC_S,
     ORDER,
     PER_TRACK_NAMES,
     PIPELINE_WF,
     POLL_S,
+    RECONCILE_S,
     RUN_KEY,
     SUBMITTED,
     TERMINAL,
@@ -47,11 +53,13 @@ _INPUT_NOT_READY = (KeyError, IndexError, TypeError, AttributeError, ValidationE
 
 
 class _StreamRelay:
-    """Receives put_stream lines of the run's workflow runs on a background event loop."""
+    """Receives the event streams of the run's workflow runs on a background event loop:
+    put_stream lines are queued, and any task lifecycle event sets `changed`."""
 
     def __init__(self, hatchet: Hatchet) -> None:
-        self.hatchet = hatchet
+        self.events = RunEventListenerClient(hatchet.config)
         self.lines: queue.Queue[str] = queue.Queue()
+        self.changed = threading.Event()
         self.loop = asyncio.new_event_loop()
         self.watched: set[str] = set()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -65,9 +73,12 @@ class _StreamRelay:
 
     async def _pump(self, workflow_run_id: str) -> None:
         try:
-            async for chunk in self.hatchet.runs.subscribe_to_stream(workflow_run_id):
-                self.lines.put(chunk)
-        except Exception as exc:  # noqa: BLE001 - progress is best effort; lifecycle is polled
+            async for event in self.events.stream(workflow_run_id):
+                if event.type == StepRunEventType.STEP_RUN_EVENT_TYPE_STREAM:
+                    self.lines.put(event.payload)
+                else:
+                    self.changed.set()
+        except Exception as exc:  # noqa: BLE001 - best effort: the follower reconciles anyway
             log.debug("stream %s closed: %s", workflow_run_id, exc)
 
     def drain(self) -> list[dict[str, Any]]:
@@ -185,16 +196,27 @@ class HatchetProvider:
         relay = _StreamRelay(self.hatchet)
         relay.watch(engine_run_id)
         state = state or Mirror()
+        last = -RECONCILE_S
         try:
             while True:
-                status = self.sync_once(engine_run_id, state, relay)
-                if status in TERMINAL:
-                    # One last look: the run's end may have raced the task listing.
-                    self._apply(self._tasks(), state)
-                    time.sleep(POLL_S)
-                    self._forward(relay)
-                    break
-                time.sleep(POLL_S)
+                now = time.monotonic()
+                due = now - last >= RECONCILE_S
+                if due or (relay.changed.is_set() and now - last >= MIN_SYNC_S):
+                    # Pushed events say when to look; the REST listing stays the record.
+                    relay.changed.clear()
+                    last = now
+                    status = self.sync_once(engine_run_id, state, relay)
+                    if status in TERMINAL:
+                        # One last look: the run's end may have raced the task listing.
+                        self._apply(self._tasks(), state)
+                        time.sleep(POLL_S)
+                        self._forward(relay)
+                        break
+                self._forward(relay)
+                if relay.changed.is_set():  # a change is pending until MIN_SYNC_S has passed
+                    time.sleep(max(0.0, min(POLL_S, last + MIN_SYNC_S - time.monotonic())))
+                else:
+                    relay.changed.wait(POLL_S)
         finally:
             relay.close()
         return self.outcome(engine_run_id, status, state)
