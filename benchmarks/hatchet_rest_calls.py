@@ -7,7 +7,6 @@ SDK's generated ApiClient is wrapped here; our code is not touched) and prints o
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -16,7 +15,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from hatchet_sdk.clients.rest.api_client import ApiClient  # noqa: E402
 
-from benchmarks.hatchet_overhead import _start_worker  # noqa: E402
+from benchmarks.hatchet_overhead import _start_worker, bench_args  # noqa: E402
 from reflector_cli.config import load_settings  # noqa: E402
 from reflector_cli.orchestrate import process_recording  # noqa: E402
 
@@ -45,13 +43,7 @@ def _count_calls() -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--fixture", type=Path, default=ROOT / "fixtures" / "meeting")
-    ap.add_argument("--slots", type=int, default=2)
-    args = ap.parse_args()
-    if "HATCHET_CLIENT_TOKEN" not in os.environ:
-        raise SystemExit('no engine env: run eval "$(scripts/hatchet-local env)" first')
-    os.environ.setdefault("HATCHET_CLIENT_NAMESPACE", f"bench{uuid.uuid4().hex[:6]}")
+    args = bench_args(__doc__)
     _count_calls()
     with tempfile.TemporaryDirectory(prefix="hatchet-rest-") as tmp:
         base = Path(tmp)
