@@ -96,14 +96,20 @@ def dispatch_latencies(rows: list[dict[str, Any]]) -> list[float]:
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+def bench_args(doc: str | None) -> argparse.Namespace:
+    """--fixture and --slots, after checking the engine env (a namespace of the bench's own)."""
+    ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("--fixture", type=Path, default=ROOT / "fixtures" / "meeting")
     ap.add_argument("--slots", type=int, default=2)
     args = ap.parse_args()
     if "HATCHET_CLIENT_TOKEN" not in os.environ:
         raise SystemExit('no engine env: run eval "$(scripts/hatchet-local env)" first')
     os.environ.setdefault("HATCHET_CLIENT_NAMESPACE", f"bench{uuid.uuid4().hex[:6]}")
+    return args
+
+
+def main() -> int:
+    args = bench_args(__doc__)
     with tempfile.TemporaryDirectory(prefix="hatchet-bench-") as tmp:
         base = Path(tmp)
         local_dir, hat_dir = base / "local", base / "hatchet"

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 from rich.table import Table
 
 from reflector_cli import dag
-from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
 from reflector_cli.store.repo import Store, now_iso
 from reflector_cli.textmetrics import word_error_rate
@@ -303,57 +302,6 @@ def store_comparison(store: Store, report: ComparisonReport) -> None:
             "report": report.model_dump_json(),
         }
     )
-
-
-# --------------------------------------------------------------------------- running
-
-
-def _latest_finished(store: Store, recording_id: str, provider: str) -> str | None:
-    row = store._one(
-        "SELECT id FROM runs WHERE recording_id = ? AND provider = ? AND status = 'ended'"
-        " ORDER BY created_at DESC LIMIT 1",
-        (recording_id, provider),
-    )
-    return row["id"] if row else None
-
-
-def run_compare(
-    source: str, providers: list[str], settings: Settings, reuse: bool
-) -> ComparisonReport:
-    """Run (or with `reuse`, reuse the latest finished run of) the recording on each provider,
-    then compare and store the report. The configured provider's run (else the first) is the
-    primary one; the others run as shadows and never touch the stored transcript."""
-    from reflector_cli.orchestrate import process_recording
-    from reflector_cli.pipeline import prepare_input
-
-    providers = list(dict.fromkeys(providers))
-    if len(providers) < 2:
-        raise UserError("compare: name at least two providers")
-    recording_id = prepare_input(source, settings).recording_id
-    primary = settings.provider if settings.provider in providers else providers[0]
-    run_ids: dict[str, str] = {}
-    store = Store(settings.db_path)
-    try:
-        for p in providers:
-            found = _latest_finished(store, recording_id, p) if reuse else None
-            if found is None:
-                res = process_recording(
-                    source,
-                    settings,
-                    provider=p,
-                    force=True,
-                    deliver=False,
-                    role="primary" if p == primary else "shadow",
-                )
-                if res.run_id is None:
-                    raise UserError(f"compare: provider {p} did not start a run")
-                found = res.run_id
-            run_ids[p] = found
-        report = compare_runs(store, run_ids)
-        store_comparison(store, report)
-        return report
-    finally:
-        store.close()
 
 
 # --------------------------------------------------------------------------- rendering

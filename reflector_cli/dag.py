@@ -1,4 +1,5 @@
-"""The pipeline declared once, as data: stage names, functions, parents, fan-out, retries, timeouts.
+"""The pipeline declared once, as data: stage names, functions, parents, fan-out, retries (a
+`RetryPolicy` per stage), timeouts, the fan-out source and the success rule.
 
 Every provider (local, Hatchet, Celery) reads this declaration and nothing else to know what
 to run; stage functions are referenced by dotted path so importing the DAG stays cheap.
@@ -15,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from reflector_cli import models as m
+from reflector_cli.config import Settings
+from reflector_cli.retry import RetryPolicy
 
 # Outputs of finished stages: per-track stages map to a list ordered by track index.
 Outputs = Mapping[str, Any]
@@ -30,7 +33,7 @@ class Stage:
     parents: tuple[str, ...]
     build: BuildFn
     per_track: bool = False
-    retries: int = 2
+    retry: RetryPolicy = RetryPolicy()
     timeout_base_s: float = 60.0
     timeout_per_audio_min_s: float = 0.0
     critical: bool = True
@@ -45,6 +48,18 @@ class Stage:
     # of a worker process (no process hop, no model load). Heavy audio/ASR stages are not light.
     light: bool = False
     tags: frozenset[str] = field(default_factory=frozenset)
+    # Its output's `tracks` decide how many nodes each per-track stage has (exactly one stage).
+    fans_out: bool = False
+    # A run succeeded once this stage's output exists: failures of later non-critical stages
+    # do not undo that (exactly one stage).
+    marks_success: bool = False
+
+    @property
+    def retries(self) -> int:
+        return self.retry.retries
+
+    def retry_policy(self, settings: Settings) -> RetryPolicy:
+        return self.retry.resolved(settings)
 
     def fn(self) -> Callable[[Any, Any], BaseModel]:
         return _resolve(self.fn_path)
@@ -90,9 +105,10 @@ STAGES: tuple[Stage, ...] = (
         m.RecordingOut,
         (),
         lambda p, o, t: p,
-        retries=3,
+        retry=RetryPolicy(max_attempts=4),
         timeout_base_s=600,
         light=True,
+        fans_out=True,
     ),
     Stage(
         "get_participants",
@@ -101,7 +117,7 @@ STAGES: tuple[Stage, ...] = (
         m.ParticipantsOut,
         ("get_recording",),
         lambda p, o, t: m.GetParticipantsIn(pipeline=p, recording=_one(o, "get_recording")),
-        retries=3,
+        retry=RetryPolicy(max_attempts=4),
         light=True,
     ),
     Stage(
@@ -148,7 +164,7 @@ STAGES: tuple[Stage, ...] = (
         # Crosstalk suppression reads every padded track's level envelope (FLAC decode).
         timeout_per_audio_min_s=2,
         light=True,
-        on_output="reflector_cli.pipeline:emit_transcript",
+        on_output="reflector_cli.hooks:emit_transcript",
     ),
     Stage(
         "mixdown_tracks",
@@ -243,8 +259,9 @@ STAGES: tuple[Stage, ...] = (
             title=_one(o, "generate_title"),
             summary=_one(o, "generate_summary"),
         ),
-        on_done="reflector_cli.pipeline:commit_final",
+        on_done="reflector_cli.hooks:commit_final",
         light=True,
+        marks_success=True,
     ),
     Stage(
         "cleanup_consent",
@@ -268,7 +285,7 @@ STAGES: tuple[Stage, ...] = (
             finalize=_one(o, "finalize"),
         ),
         critical=False,
-        on_done="reflector_cli.pipeline:commit_consent",
+        on_done="reflector_cli.hooks:commit_consent",
         light=True,
     ),
     Stage(
@@ -304,6 +321,28 @@ WORKER_WARMUP = "reflector_cli.stages.asr:warm"
 
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+
+
+def _the_one(flag: str) -> Stage:
+    found = [s for s in STAGES if getattr(s, flag)]
+    if len(found) != 1:
+        raise ValueError(f"exactly one stage must declare {flag}; found {len(found)}")
+    return found[0]
+
+
+FANOUT_SOURCE: str = _the_one("fans_out").name
+SUCCESS_STAGE: str = _the_one("marks_success").name
+
+
+def track_count(outputs: Outputs) -> int | None:
+    """How many tracks the per-track stages fan out over, once the fan-out source is done."""
+    out = outputs.get(FANOUT_SOURCE)
+    return None if out is None else len(out.tracks)
+
+
+def succeeded(outputs: Outputs) -> bool:
+    """The success rule: the success stage's output exists."""
+    return outputs.get(SUCCESS_STAGE) is not None
 
 
 def stage(name: str) -> Stage:

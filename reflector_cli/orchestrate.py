@@ -5,16 +5,15 @@ This is the provider-agnostic driver the CLI calls; providers only execute the D
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from reflector_cli import models as m
+from reflector_cli.compare import ComparisonReport, compare_runs, store_comparison
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError, one_line
+from reflector_cli.lock import recording_lock
 from reflector_cli.pipeline import EventSink, Observer, new_run_id, prepare_input, result_view
 from reflector_cli.runlog import RunLog
 from reflector_cli.store.repo import Store
@@ -32,27 +31,6 @@ class ProcessResult:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-@contextlib.contextmanager
-def recording_lock(settings: Settings, recording_id: str) -> Iterator[None]:
-    """One process per recording at a time; the lock dies with its process (kill -9 safe)."""
-    lock_dir = settings.data_dir / ".locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{recording_id}.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise UserError(
-                f"recording {recording_id}: already being processed by pid {holder}"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        yield
 
 
 def make_provider(name: str, settings: Settings, log: RunLog, rerun: set[str]) -> Any:
@@ -111,8 +89,6 @@ def shadow_provider(settings: Settings, primary: str) -> str:
 def _run_shadow(
     source: str, settings: Settings, primary: str, primary_run: str | None, shadow: str
 ) -> dict[str, Any]:
-    from reflector_cli.compare import compare_runs, store_comparison
-
     try:
         res = process_recording(
             source, settings, provider=shadow, force=True, deliver=False, role="shadow"
@@ -245,3 +221,51 @@ def _conclude(
     view = result_view(store, pipe.transcript_id)
     view["run_id"] = run_id
     return ProcessResult(view, run_id, False, outcome.error_stage, outcome.error)
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _latest_finished(store: Store, recording_id: str, provider: str) -> str | None:
+    row = store._one(
+        "SELECT id FROM runs WHERE recording_id = ? AND provider = ? AND status = 'ended'"
+        " ORDER BY created_at DESC LIMIT 1",
+        (recording_id, provider),
+    )
+    return row["id"] if row else None
+
+
+def run_compare(
+    source: str, providers: list[str], settings: Settings, reuse: bool
+) -> ComparisonReport:
+    """Run (or with `reuse`, reuse the latest finished run of) the recording on each provider,
+    then compare and store the report. The configured provider's run (else the first) is the
+    primary one; the others run as shadows and never touch the stored transcript."""
+    providers = list(dict.fromkeys(providers))
+    if len(providers) < 2:
+        raise UserError("compare: name at least two providers")
+    recording_id = prepare_input(source, settings).recording_id
+    primary = settings.provider if settings.provider in providers else providers[0]
+    run_ids: dict[str, str] = {}
+    store = Store(settings.db_path)
+    try:
+        for p in providers:
+            found = _latest_finished(store, recording_id, p) if reuse else None
+            if found is None:
+                res = process_recording(
+                    source,
+                    settings,
+                    provider=p,
+                    force=True,
+                    deliver=False,
+                    role="primary" if p == primary else "shadow",
+                )
+                if res.run_id is None:
+                    raise UserError(f"compare: provider {p} did not start a run")
+                found = res.run_id
+            run_ids[p] = found
+        report = compare_runs(store, run_ids)
+        store_comparison(store, report)
+        return report
+    finally:
+        store.close()

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
-
-from pydantic import BaseModel
 
 from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
 from reflector_cli.execute import asr_options
 from reflector_cli.llm import default_backend_name
-from reflector_cli.storage import open_storage
-from reflector_cli.store.meetings import reapply_renames
 from reflector_cli.store.repo import Store
 
 # Events not worth a row each: they are rendered live and dropped.
@@ -99,47 +94,6 @@ class EventSink:
             self.store.add_event(self.transcript_id, self.run_id, event_type, data)
         if self.observer is not None:
             self.observer.event(event_type, data)
-
-
-# --------------------------------------------------------------------------- stage hooks
-# Declared on the stage in dag.py (`on_done`), run by the provider in the orchestrating process.
-
-
-class HookContext(Protocol):
-    """What a hook may use: the orchestrating process's store, settings, run and event sink."""
-
-    store: Store
-    settings: Settings
-    pipe: m.PipelineInput
-    run_id: str
-    sink: EventSink
-
-
-HookFn = Callable[[HookContext, BaseModel], None]
-
-
-def commit_final(hc: HookContext, output: BaseModel) -> None:
-    assert isinstance(output, m.FinalizeOut)
-    storage = open_storage(hc.settings.storage_url, hc.settings.data_dir)
-    doc = m.FinalDoc.model_validate_json(storage.read_bytes(output.doc_key))
-    hc.store.commit_final(doc, hc.run_id)
-    reapply_renames(hc.store, doc.transcript_id)  # names people set after an earlier run
-    hc.sink("STATUS", {"value": "ended"})
-
-
-def emit_transcript(hc: HookContext, output: BaseModel) -> None:
-    """Record the merged text as this run's TRANSCRIPT event, whichever provider merged it
-    (the artifact key is shared by runs of a recording; the event row is the run's own)."""
-    assert isinstance(output, m.MergeOut)
-    storage = open_storage(hc.settings.storage_url, hc.settings.data_dir)
-    doc = m.TranscriptDoc.model_validate_json(storage.read_bytes(output.transcript_key))
-    hc.sink("TRANSCRIPT", {"text": " ".join(w.text for w in doc.words)})
-
-
-def commit_consent(hc: HookContext, output: BaseModel) -> None:
-    assert isinstance(output, m.ConsentOut)
-    if output.consent_denied and output.audio_deleted:
-        hc.store.set_audio_deleted(hc.pipe.transcript_id)
 
 
 # --------------------------------------------------------------------------- views

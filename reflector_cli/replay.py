@@ -16,7 +16,8 @@ from reflector_cli import dag
 from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
-from reflector_cli.orchestrate import make_provider, recording_lock
+from reflector_cli.lock import recording_lock
+from reflector_cli.orchestrate import make_provider
 from reflector_cli.pipeline import EventSink, Observer, new_run_id
 from reflector_cli.runlog import RunLog
 from reflector_cli.storage import open_storage

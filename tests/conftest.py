@@ -7,7 +7,7 @@ Helpers are handed out as fixtures (`make_track`, `make_video_only`, `read_audio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -125,3 +125,13 @@ def make_video_only() -> Callable[..., Path]:
 @pytest.fixture
 def read_audio() -> Callable[[Path], tuple[np.ndarray, int]]:
     return decode_mono
+
+
+@pytest.fixture
+def no_retry_waits() -> Iterator[None]:
+    """stamina's test mode: every retry happens, its wait is skipped (callers still hear of it
+    through their `on_wait`)."""
+    import stamina
+
+    with stamina.set_testing(True, attempts=1000, cap=True):
+        yield

@@ -17,12 +17,11 @@ from reflector_cli.compare import (
     compare_runs,
     field_diff,
     render_table,
-    run_compare,
     store_comparison,
 )
 from reflector_cli.config import Settings, load_settings
 from reflector_cli.errors import UserError
-from reflector_cli.orchestrate import process_recording
+from reflector_cli.orchestrate import process_recording, run_compare
 from reflector_cli.store.repo import Store
 from reflector_cli.versioning import canonical_json, sha256_text
 

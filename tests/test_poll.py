@@ -19,6 +19,9 @@ from reflector_cli.sources.daily import DailyApiError, DailyClient, DailyRecordi
 from reflector_cli.store.repo import Store
 from reflector_cli.triggers import Triggers, fire
 
+# Retries happen for real; stamina skips their waits (they are recorded through on_wait).
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
+
 KEY = "daily-key-123"
 
 
@@ -157,7 +160,7 @@ def test_bad_key_and_server_errors(
     httpserver.clear()
     httpserver.expect_request("/recordings").respond_with_data("down", status=503)
     trigger, waits = Recorder(), []
-    daily = DailyClient(KEY, fake.url, sleep=waits.append)
+    daily = DailyClient(KEY, fake.url, on_wait=waits.append)
     with pytest.raises(DailyApiError, match="HTTP 503 after 4 attempts"):
         poll(settings, once=True, trigger=trigger, daily=daily)
     assert trigger.calls == [] and waits == [0.5, 1.0, 2.0]
@@ -172,7 +175,7 @@ def test_rate_limited_list_is_retried_after_the_hinted_wait(
     fake = FakeDaily(httpserver, [rec("rec-a", 1000)])
     settings = make_settings(tmp_path, monkeypatch, fake.url)
     trigger, waits = Recorder(), []
-    daily = DailyClient(KEY, fake.url, sleep=waits.append)
+    daily = DailyClient(KEY, fake.url, on_wait=waits.append)
     assert poll(settings, once=True, trigger=trigger, daily=daily) == ["rec-a"]
     assert trigger.calls == ["rec-a"] and waits == [7.0]
 

@@ -1,12 +1,16 @@
 """The `anthropic` backend: Claude through the official client's Messages API.
 
-The client's own retries are off; the shared Caller retries 429/529/5xx with our backoff, so
-both networked backends behave the same and honour `retry-after` the same way.
+Answers are schema-constrained through a forced tool call (the tool's `input_schema` is the
+pydantic model's JSON schema). The client's own retries are off; the shared Caller retries
+429/529/5xx with our backoff, so both networked backends honour `retry-after` the same way.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from pydantic import BaseModel
 
 from reflector_cli.config import Settings
 from reflector_cli.errors import ConfigError, PermanentStageError
@@ -16,12 +20,13 @@ from reflector_cli.llm.structured import (
     Reply,
     RetryableLlmError,
     UsageSink,
-    parse_retry_after,
 )
+from reflector_cli.retry import retry_after_s
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 CONTEXT_TOKENS = 200_000  # every current Claude model; chunk packing plans within this
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+ANSWER_TOOL = "answer"  # the one tool Claude is made to call; its input is the answer
 
 
 class AnthropicBackend(ChatBackend):
@@ -57,14 +62,25 @@ class AnthropicBackend(ChatBackend):
             sink=sink,
         )
 
-    def _send(self, system: str, messages: list[Message]) -> Reply:
+    def _send(self, system: str, messages: list[Message], schema: type[BaseModel] | None) -> Reply:
         a = self._anthropic
+        # A forced tool whose input schema is the answer's: Claude answers with a JSON object
+        # of that shape (every Claude model supports tool use; no beta flag needed).
+        tools: dict[str, Any] = {}
+        if schema is not None:
+            tool = {
+                "name": ANSWER_TOOL,
+                "description": f"Give the answer as a {schema.__name__} object.",
+                "input_schema": schema.model_json_schema(),
+            }
+            tools = {"tools": [tool], "tool_choice": {"type": "tool", "name": ANSWER_TOOL}}
         try:
             response: Any = self._client.messages.create(
                 model=self.model,
                 max_tokens=self._max_tokens,
                 system=system,
                 messages=messages,  # type: ignore[arg-type]
+                **tools,
             )
         except (a.APITimeoutError, a.APIConnectionError) as err:
             raise RetryableLlmError(f"cannot reach the Anthropic API: {err}") from err
@@ -72,7 +88,7 @@ class AnthropicBackend(ChatBackend):
             status = err.status_code
             detail = _detail(err)
             if status == 429 or status == 408 or status >= 500:
-                retry_after = parse_retry_after(err.response.headers.get("retry-after"))
+                retry_after = retry_after_s(err.response.headers.get("retry-after"))
                 raise RetryableLlmError(f"HTTP {status}: {detail}", retry_after) from err
             if status in (401, 403):
                 raise ConfigError(f"Anthropic API rejected ANTHROPIC_API_KEY ({status})") from err
@@ -82,12 +98,22 @@ class AnthropicBackend(ChatBackend):
                 f"Anthropic API refused the request ({status}: {detail})"
             ) from err
         text = "".join(b.text for b in response.content if getattr(b, "type", "") == "text")
+        data = next(
+            (
+                b.input
+                for b in response.content
+                if getattr(b, "type", "") == "tool_use" and isinstance(b.input, dict)
+            ),
+            None,
+        )
         usage = response.usage
         return Reply(
-            text=text,
+            # A re-ask replays the answer as text: the tool input's JSON when there is one.
+            text=json.dumps(data) if data is not None else text,
             input_tokens=int(usage.input_tokens or 0),
             output_tokens=int(usage.output_tokens or 0),
             truncated=response.stop_reason == "max_tokens",
+            data=data,
         )
 
 

@@ -1,12 +1,18 @@
 """The `openai` backend: any OpenAI-compatible `/v1/chat/completions` server, through httpx.
 
-Local servers (llama.cpp, vLLM, Ollama) often have small contexts, so packing plans within a
-conservative window unless the model is known to be larger.
+Answers are constrained with `response_format: {"type": "json_schema", ...}` (llama.cpp, vLLM,
+Ollama and OpenAI accept it); a server that refuses it (400/422) is asked in free text from
+then on. Local servers often have small contexts, so packing plans within a conservative window.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from typing import Any
+
 import httpx
+from pydantic import BaseModel
 
 from reflector_cli.config import Settings
 from reflector_cli.errors import ConfigError, PermanentStageError
@@ -16,8 +22,10 @@ from reflector_cli.llm.structured import (
     Reply,
     RetryableLlmError,
     UsageSink,
-    parse_retry_after,
 )
+from reflector_cli.retry import retry_after_s
+
+log = logging.getLogger("reflector.llm")
 
 CONTEXT_TOKENS = 8192  # safe for most local models; we cannot ask the server for its window
 
@@ -49,6 +57,8 @@ class OpenAIBackend(ChatBackend):
             headers["authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
         self._client = httpx.Client(headers=headers, timeout=settings.llm_timeout_s)
         self._max_tokens = settings.llm_max_tokens
+        # Ask for `response_format: json_schema` until the server shows it does not know it.
+        self._json_schema = True
         super().__init__(
             model=model,
             send=self._send,
@@ -58,27 +68,45 @@ class OpenAIBackend(ChatBackend):
             sink=sink,
         )
 
-    def _send(self, system: str, messages: list[Message]) -> Reply:
-        body = {
+    def _send(self, system: str, messages: list[Message], schema: type[BaseModel] | None) -> Reply:
+        body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self._max_tokens,
             "temperature": 0,
             "messages": [{"role": "system", "content": system}, *messages],
         }
+        if schema is not None and self._json_schema:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
+            }
+        response = self._post(body)
+        if "response_format" in body and response.status_code in (400, 422):
+            # Many local servers do not know json_schema: ask in free text from now on.
+            log.info("%s refused response_format json_schema; asking without it", self._url)
+            self._json_schema = False
+            del body["response_format"]
+            response = self._post(body)
+        return self._reply(response, constrained="response_format" in body)
+
+    def _post(self, body: dict[str, Any]) -> httpx.Response:
         try:
             response = self._client.post(self._url, json=body)
         except httpx.TransportError as err:  # timeouts, refused connections, resets
             raise RetryableLlmError(f"cannot reach {self._url}: {err}") from err
         status = response.status_code
         if status == 429 or status == 408 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = retry_after_s(response.headers.get("retry-after"))
             raise RetryableLlmError(f"HTTP {status} from {self._url}", retry_after)
         if status in (401, 403):
             raise ConfigError(f"{self._url} rejected LLM_API_KEY ({status})")
         if status == 404:
             raise ConfigError(f"{self._url}: not found (check LLM_URL and LLM_MODEL)")
-        if status >= 400:
-            raise PermanentStageError(f"{self._url} refused the request ({status})")
+        return response
+
+    def _reply(self, response: httpx.Response, *, constrained: bool) -> Reply:
+        if response.status_code >= 400:
+            raise PermanentStageError(f"{self._url} refused the request ({response.status_code})")
         try:
             data = response.json()
             choice = data["choices"][0]
@@ -92,4 +120,14 @@ class OpenAIBackend(ChatBackend):
             input_tokens=int(usage.get("prompt_tokens") or 0),
             output_tokens=int(usage.get("completion_tokens") or 0),
             truncated=choice.get("finish_reason") == "length",
+            data=_object(text) if constrained else None,
         )
+
+
+def _object(text: str) -> dict[str, Any] | None:
+    """The constrained answer as an object; None lets the caller fish (and re-ask) as usual."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

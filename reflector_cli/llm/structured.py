@@ -5,7 +5,6 @@ with the error, HTTP retries with backoff, a per-process concurrency gate, token
 from __future__ import annotations
 
 import json
-import random
 import re
 import threading
 import time
@@ -29,6 +28,7 @@ from reflector_cli.llm.base import (
     TopicChunk,
     TopicText,
 )
+from reflector_cli.retry import RetryPolicy, TryAgain, attempts
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -49,14 +49,13 @@ class Reply:
     input_tokens: int
     output_tokens: int
     truncated: bool = False  # the model hit max_tokens, so the JSON is probably cut off
+    # The answer as the server's schema-constrained output gave it (tool input, json_schema
+    # content); None when the model answered in free text and the JSON must be fished out.
+    data: dict[str, Any] | None = None
 
 
-class RetryableLlmError(Exception):
-    """429/529/5xx/timeout/network: worth retrying, after `retry_after` s if the server says."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+class RetryableLlmError(TryAgain):
+    """429/529/5xx/timeout/network: worth retrying, after `wait_s` s if the server says."""
 
 
 class LlmUnavailableError(ServiceUnavailable):
@@ -67,18 +66,8 @@ class InvalidAnswerError(Exception):
     """The model kept answering with something we cannot use, even after re-asks."""
 
 
-SendFn = Callable[[str, list[Message]], Reply]
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a `retry-after` header (delta seconds; HTTP dates are rare enough to skip)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
+# (system, messages, the answer's schema): backends constrain the answer to it where they can.
+SendFn = Callable[[str, list[Message], type[BaseModel] | None], Reply]
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -209,32 +198,33 @@ class Caller:
         self.attempts = attempts
         self.re_asks = re_asks
 
-    def call(self, system: str, messages: list[Message]) -> Reply:
-        last: RetryableLlmError | None = None
-        for attempt in range(self.attempts):
-            if attempt:
-                self.usage.add(retries=1)
-            try:
-                with self.gate.slot():
-                    reply = self.send(system, messages)
-            except RetryableLlmError as err:
-                last = err
-                if attempt + 1 == self.attempts:
-                    break
-                if err.retry_after is not None:
-                    wait = min(err.retry_after, MAX_WAIT_S)
-                    self.gate.pause_all(wait)
-                else:
-                    # Exponential backoff with jitter so parallel chunk calls do not stampede.
-                    wait = min(self.backoff_s * 2**attempt, MAX_WAIT_S) * random.uniform(0.75, 1)
-                # Sleep outside the slot so other calls may use it (the gate still honours pauses).
-                time.sleep(wait)
-                continue
-            self.usage.add(
-                calls=1, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens
-            )
-            return reply
-        raise LlmUnavailableError(f"{self.name}: {last} (gave up after {self.attempts} attempts)")
+    def call(
+        self, system: str, messages: list[Message], schema: type[BaseModel] | None = None
+    ) -> Reply:
+        # Exponential backoff with jitter so parallel chunk calls do not stampede; the first
+        # retry waits 2 x backoff_s.
+        policy = RetryPolicy(self.attempts, self.backoff_s * 2, 2.0, MAX_WAIT_S, jitter=0.25)
+
+        def note(wait: float, exc: TryAgain) -> None:
+            self.usage.add(retries=1)
+            if exc.wait_s is not None:
+                self.gate.pause_all(wait)  # the server asked: every caller holds back
+
+        try:
+            for attempt in attempts(policy, note):
+                with attempt:
+                    # The wait between attempts happens outside the slot, so others may use it.
+                    with self.gate.slot():
+                        reply = self.send(system, messages, schema)
+                    self.usage.add(
+                        calls=1, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens
+                    )
+                    return reply
+        except RetryableLlmError as err:
+            raise LlmUnavailableError(
+                f"{self.name}: {err} (gave up after {self.attempts} attempts)"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def ask(
         self,
@@ -243,17 +233,22 @@ class Caller:
         schema: type[T],
         check: Callable[[T], None] | None = None,
     ) -> T:
-        """A validated `schema` instance; each invalid answer is re-asked with its error."""
+        """A validated `schema` instance; each invalid answer is re-asked with its error.
+
+        The schema is sent along (tool input schema, `response_format`), so a capable server
+        only produces well-formed answers; semantic checks (`check`: unknown speaker names,
+        sentence limits) and validation errors still get a re-ask."""
         messages: list[Message] = [{"role": "user", "content": prompt}]
         error = ""
         for round_ in range(self.re_asks + 1):
             if round_:
                 self.usage.add(re_asks=1)
-            reply = self.call(system, messages)
+            reply = self.call(system, messages, schema)
             try:
                 if reply.truncated:
                     raise ValueError("the answer was cut off at the token limit; answer briefly")
-                answer = schema.model_validate(extract_json(reply.text))
+                data = reply.data if reply.data is not None else extract_json(reply.text)
+                answer = schema.model_validate(data)
                 if check is not None:
                     check(answer)
             except (ValueError, ValidationError) as err:

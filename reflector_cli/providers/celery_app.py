@@ -6,8 +6,8 @@ without stopping their children, and checkpoints are reused stage by stage; a st
 chain/group/chord expresses none of that, and it hides per-stage start/finish from the
 submitter. Dispatching one task per ready stage means the RunLog records `started` at dispatch
 and `done`/`failed` when that task's result arrives, so the SQLite rows equal the local
-provider's. Retries happen in the worker (max_retries from the declaration, exponential
-backoff, UserError never retried); each attempt and failure, and every stage event, is pushed
+provider's. Retries happen in the worker (the stage's declared RetryPolicy, UserError never
+retried); each attempt and failure, and every stage event, is pushed
 onto a per-run Redis list that the orchestrator drains in order (a list, unlike pub/sub, keeps
 what was sent while nobody was listening). This is the only module that imports celery.
 """
@@ -125,15 +125,16 @@ def _stage_body(name: str) -> Callable[..., dict[str, Any]]:
         except Exception as exc:
             # Same policy as the local provider: bad input is final, anything else is retried
             # with backoff until the declared retries are used up.
-            final = isinstance(exc, UserError) or task.request.retries >= task.max_retries
+            policy = dag.stage(name).retry_policy(settings)
+            final = isinstance(exc, UserError) or attempt >= policy.max_attempts
             push_event(
                 run_id, {"kind": "failed", "final": final, "error": short_error(exc), **base}
             )
             if final:
                 raise
             # Not Celery's autoretry_for: its backoff factor is whole seconds (min 1 s); this
-            # keeps the local provider's `retry_backoff_s * 2**(attempt-1)`.
-            countdown = settings.retry_backoff_s * 2 ** (attempt - 1)
+            # is the declared policy's formula, as in every provider.
+            countdown = policy.delay_s(attempt)
             raise task.retry(exc=exc, countdown=countdown) from exc
 
     body.__name__ = name
@@ -160,7 +161,8 @@ def register_tasks(celery_app: Celery) -> dict[str, Task]:
             name=TASK_PREFIX + s.name,
             bind=True,
             base=StageTask,
-            max_retries=s.retries,
+            # The body decides when to stop, from the declared policy and the worker's settings.
+            max_retries=None,
             acks_late=True,
         )
     return tasks
@@ -218,7 +220,7 @@ class CeleryProvider(LocalProvider):
         self._key = events_key(log.run_id)
 
     def _limits(self, st: _State, s: dag.Stage) -> tuple[float, float]:
-        rec = st.outputs.get("get_recording")
+        rec = st.outputs.get(dag.FANOUT_SOURCE)
         audio_s = rec.duration_s if isinstance(rec, m.RecordingOut) else None
         soft = s.timeout_s(audio_s)
         return soft, soft + HARD_LIMIT_GRACE_S
@@ -293,7 +295,7 @@ class CeleryProvider(LocalProvider):
                     continue
                 self._start(node, st)
                 progressed = True
-                if node[0] == "get_recording" and node in st.done:
+                if dag.stage(node[0]).fans_out and node in st.done:
                     break  # track count just became known: recompute the graph
 
     def _check_workers(self) -> None:

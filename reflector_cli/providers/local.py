@@ -24,7 +24,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from reflector_cli import dag
-from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
 from reflector_cli.execute import run_stage, warm_up
@@ -123,9 +122,8 @@ class LocalProvider:
         else:
             assert st.n_tracks is not None
             st.outputs.setdefault(name, [None] * st.n_tracks)[track] = out
-        if name == "get_recording":
-            assert isinstance(out, m.RecordingOut)
-            st.n_tracks = len(out.tracks)
+        if dag.stage(name).fans_out:
+            st.n_tracks = dag.track_count(st.outputs)
 
     # ------------------------------------------------------------------ execution
 
@@ -207,11 +205,11 @@ class LocalProvider:
         except BaseException as exc:  # noqa: BLE001 - any stage failure is recorded, not raised
             self._drain_events()
             attempts = self.log._attempts(name, track)
-            permanent = isinstance(exc, UserError)
-            final = permanent or attempts > s.retries
+            policy = s.retry_policy(self.settings)
+            final = isinstance(exc, UserError) or attempts >= policy.max_attempts
             self.log.failed(name, track, short_error(exc), final=final)
             if not final:
-                delay = self.settings.retry_backoff_s * 2 ** (attempts - 1)
+                delay = policy.delay_s(attempts)
                 st.delayed.append((time.monotonic() + delay, node))
             else:
                 st.failed[node] = short_error(exc)
@@ -257,7 +255,7 @@ class LocalProvider:
                                 st.delayed.append((0.0, node))  # no free slot: try next tick
                                 continue
                             progressed = True
-                            if node[0] == "get_recording" and node in st.done:
+                            if dag.stage(node[0]).fans_out and node in st.done:
                                 break  # track count just became known: recompute the graph
                 if not st.inflight and (st.fatal is not None or not st.delayed):
                     break

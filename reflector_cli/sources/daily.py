@@ -6,12 +6,9 @@ a bounded number of times, honouring Retry-After, then raised as transient `Dail
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from types import TracebackType
 from typing import Any
@@ -27,6 +24,7 @@ from reflector_cli.errors import (
     ServiceUnavailable,
     UserError,
 )
+from reflector_cli.retry import RetryPolicy, TryAgain, attempts, retry_after_s
 from reflector_cli.sources.folder import (
     MAX_OFFSET_S,
     MAX_TEXT,
@@ -99,24 +97,6 @@ def valid_id(value: str) -> bool:
     return bool(_ID.match(value))
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), or None."""
-    raw = resp.headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _brief(resp: httpx.Response) -> str:
     return " ".join(resp.text.split())[:200]
 
@@ -132,12 +112,11 @@ class DailyClient:
         timeout_s: float = TIMEOUT_S,
         max_attempts: int = MAX_ATTEMPTS,
         backoff_s: float = BACKOFF_S,
-        sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.max_attempts = max(1, max_attempts)
-        self.backoff_s = backoff_s
-        self.sleep = sleep
+        self.policy = RetryPolicy(max(1, max_attempts), backoff_s, 2.0, MAX_WAIT_S)
+        self.on_wait = on_wait  # hears of each wait before a retry (tests, progress)
         self.http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
@@ -160,31 +139,36 @@ class DailyClient:
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         """GET with bounded retries; returns any non-retryable response (caller maps 404)."""
-        problem = ""
-        for attempt in range(1, self.max_attempts + 1):
-            wait = self.backoff_s * 2 ** (attempt - 1)
-            try:
-                resp = self.http.get(path, params=params)
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if resp.status_code in (401, 403):
-                    raise UserError(
-                        f"Daily API {self.base_url}: bad API key (HTTP {resp.status_code}); "
-                        "check DAILY_API_KEY"
-                    )
-                if resp.status_code not in _RETRYABLE:
-                    return resp
-                problem = f"HTTP {resp.status_code}"
-                hinted = _retry_after(resp)
-                if hinted is not None:
-                    wait = hinted
-            if attempt < self.max_attempts:
-                log.info("Daily API GET %s: %s, retry %d in %.1fs", path, problem, attempt, wait)
-                self.sleep(min(wait, MAX_WAIT_S))
-        raise DailyApiError(
-            f"Daily API {self.base_url}{path}: {problem} after {self.max_attempts} attempts"
-        )
+
+        def note(wait: float, exc: TryAgain) -> None:
+            log.info("Daily API GET %s: %s, retry in %.1fs", path, exc, wait)
+            if self.on_wait is not None:
+                self.on_wait(wait)
+
+        try:
+            for attempt in attempts(self.policy, note, cap_s=MAX_WAIT_S):
+                with attempt:
+                    return self._get_once(path, params)
+        except TryAgain as exc:
+            raise DailyApiError(
+                f"Daily API {self.base_url}{path}: {exc} after {self.policy.max_attempts} attempts"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_once(self, path: str, params: dict[str, Any] | None) -> httpx.Response:
+        try:
+            resp = self.http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise TryAgain(f"{type(exc).__name__}: {exc}") from None
+        if resp.status_code in (401, 403):
+            raise UserError(
+                f"Daily API {self.base_url}: bad API key (HTTP {resp.status_code}); "
+                "check DAILY_API_KEY"
+            )
+        if resp.status_code in _RETRYABLE:
+            hinted = retry_after_s(resp.headers.get("retry-after"), cap=MAX_WAIT_S)
+            raise TryAgain(f"HTTP {resp.status_code}", hinted)
+        return resp
 
     @staticmethod
     def _json(resp: httpx.Response, what: str) -> Any:

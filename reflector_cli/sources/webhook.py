@@ -1,5 +1,6 @@
 """Outgoing signed webhooks: `X-Webhook-Signature: t={unix},v1={hex HMAC-SHA256}` and delivery
-with bounded exponential backoff (5xx, 408, 429 and network errors retried; other 4xx final).
+with bounded exponential backoff through stamina (5xx, 408, 429 and network errors retried,
+Retry-After honoured; other 4xx final).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
+
+from reflector_cli.retry import RetryPolicy, TryAgain, retry_after_s
+from reflector_cli.retry import attempts as retry_attempts
 
 USER_AGENT = "Reflector-Webhook/1.0"
 # A receiver's Retry-After is honoured, but never beyond this, so the stage stays bounded.
@@ -55,16 +59,6 @@ class WebhookResult:
     detail: str
 
 
-def backoff_s(attempt: int, base_s: float, retry_after: str | None = None) -> float:
-    """Wait before attempt `attempt + 1`: base·2^(attempt-1), or the receiver's Retry-After."""
-    if retry_after is not None:
-        try:
-            return min(MAX_WAIT_S, max(0.0, float(retry_after)))
-        except ValueError:
-            pass  # an HTTP-date: fall back to our own schedule
-    return min(MAX_WAIT_S, base_s * 2 ** (attempt - 1))
-
-
 def deliver(
     url: str,
     body: bytes,
@@ -75,41 +69,62 @@ def deliver(
     attempts: int = 4,
     backoff_base_s: float = 1.0,
     timeout_s: float = 10.0,
-    sleep: Callable[[float], None] = time.sleep,
+    on_wait: Callable[[float], None] | None = None,
 ) -> WebhookResult:
     """POST `body` until a 2xx, a final 4xx, or `attempts` tries; never raises for HTTP trouble.
 
     The body and `event_id` are identical on every attempt so the receiver can deduplicate;
     the signature is recomputed per attempt because its timestamp must be fresh.
     """
+    policy = RetryPolicy(max(1, attempts), backoff_base_s, 2.0, MAX_WAIT_S)
+    tries = 0
+
+    def note(wait: float, _exc: TryAgain) -> None:
+        if on_wait is not None:
+            on_wait(wait)
+
+    try:
+        with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+            for attempt in retry_attempts(policy, note):
+                with attempt:
+                    tries = attempt.num
+                    return _post_once(client, url, body, event, event_id, secret, tries)
+    except TryAgain as exc:
+        detail = f"{exc} (gave up after {tries} attempts)"
+        return WebhookResult("failed", tries, exc.status_code, detail)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _post_once(
+    client: httpx.Client,
+    url: str,
+    body: bytes,
+    event: str,
+    event_id: str,
+    secret: str | None,
+    attempt: int,
+) -> WebhookResult:
+    """One POST: a result when it is final, TryAgain (with the receiver's hint) otherwise."""
     where = endpoint_label(url)
-    code: int | None = None
-    detail = ""
-    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
-        for attempt in range(1, attempts + 1):
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-                "X-Webhook-Event": event,
-                "X-Webhook-Event-Id": event_id,
-                "X-Webhook-Retry": str(attempt - 1),
-            }
-            if secret:
-                headers["X-Webhook-Signature"] = sign(secret, int(time.time()), body)
-            retry_after = None
-            try:
-                resp = client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as e:
-                # The exception text names only the URL we hold; report the class, not the URL.
-                code, detail = None, f"{where}: {type(e).__name__}"
-            else:
-                code = resp.status_code
-                if 200 <= code < 300:
-                    return WebhookResult("delivered", attempt, code, f"{where} answered {code}")
-                detail = f"{where} answered {code}"
-                if 400 <= code < 500 and code not in RETRYABLE_4XX:
-                    return WebhookResult("failed", attempt, code, f"{detail} (not retried)")
-                retry_after = resp.headers.get("retry-after")
-            if attempt < attempts:
-                sleep(backoff_s(attempt, backoff_base_s, retry_after))
-    return WebhookResult("failed", attempts, code, f"{detail} (gave up after {attempts} attempts)")
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Webhook-Event": event,
+        "X-Webhook-Event-Id": event_id,
+        "X-Webhook-Retry": str(attempt - 1),
+    }
+    if secret:
+        headers["X-Webhook-Signature"] = sign(secret, int(time.time()), body)
+    try:
+        resp = client.post(url, content=body, headers=headers)
+    except httpx.HTTPError as e:
+        # The exception text names only the URL we hold; report the class, not the URL.
+        raise TryAgain(f"{where}: {type(e).__name__}") from None
+    code = resp.status_code
+    if 200 <= code < 300:
+        return WebhookResult("delivered", attempt, code, f"{where} answered {code}")
+    detail = f"{where} answered {code}"
+    if 400 <= code < 500 and code not in RETRYABLE_4XX:
+        return WebhookResult("failed", attempt, code, f"{detail} (not retried)")
+    hint = retry_after_s(resp.headers.get("retry-after"), cap=MAX_WAIT_S)
+    raise TryAgain(detail, hint, code)

@@ -5,13 +5,12 @@ Only what delivery needs: post a stream message, edit one. Errors never carry th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from reflector_cli.sources.webhook import backoff_s
+from reflector_cli.retry import MAX_RETRY_AFTER_S, RetryPolicy, TryAgain, attempts, retry_after_s
 
 # Zulip answers 400 with these `msg` texts when an edit cannot apply to the stored message id;
 # a fresh post is then the right move (the message was deleted, or is too old to edit).
@@ -26,6 +25,14 @@ class ZulipError(Exception):
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class _Retry(TryAgain):
+    """A Zulip failure worth another try; `error` is what the caller gets if none is left."""
+
+    def __init__(self, error: ZulipError, wait_s: float | None = None) -> None:
+        super().__init__(str(error), wait_s, error.status_code)
+        self.error = error
 
 
 def base_url(realm: str) -> str:
@@ -44,12 +51,11 @@ class ZulipClient:
         timeout_s: float = 10.0,
         attempts: int = 4,
         backoff_base_s: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self.base_url = base_url(realm)
-        self.attempts = attempts
-        self.backoff_base_s = backoff_base_s
-        self.sleep = sleep
+        self.policy = RetryPolicy(max(1, attempts), backoff_base_s, 2.0, MAX_RETRY_AFTER_S)
+        self.on_wait = on_wait
         self._http = httpx.Client(
             base_url=f"{self.base_url}/api/v1",
             auth=(email, api_key),
@@ -68,28 +74,34 @@ class ZulipClient:
 
     def _request(self, method: str, path: str, data: dict[str, str]) -> dict[str, Any]:
         """One API call; network errors and 5xx/429 are retried with backoff, 4xx raised."""
-        for attempt in range(1, self.attempts + 1):
-            retry_after = None
-            try:
-                resp = self._http.request(method, path, data=data)
-            except httpx.HTTPError as e:
-                err = ZulipError(f"Zulip at {self.base_url}: {type(e).__name__}")
-            else:
-                body = _json(resp)
-                if resp.status_code < 400 and body.get("result") == "success":
-                    return body
-                reason = str(body.get("msg") or resp.reason_phrase)[:200]
-                err = ZulipError(
-                    f"Zulip at {self.base_url} answered {resp.status_code}: {reason}",
-                    resp.status_code,
-                )
-                if resp.status_code < 500 and resp.status_code != 429:
-                    raise err
-                retry_after = resp.headers.get("retry-after")
-            if attempt == self.attempts:
-                raise err
-            self.sleep(backoff_s(attempt, self.backoff_base_s, retry_after))
+
+        def note(wait: float, _exc: TryAgain) -> None:
+            if self.on_wait is not None:
+                self.on_wait(wait)
+
+        try:
+            for attempt in attempts(self.policy, note):
+                with attempt:
+                    return self._request_once(method, path, data)
+        except _Retry as exc:
+            raise exc.error from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request_once(self, method: str, path: str, data: dict[str, str]) -> dict[str, Any]:
+        try:
+            resp = self._http.request(method, path, data=data)
+        except httpx.HTTPError as e:
+            raise _Retry(ZulipError(f"Zulip at {self.base_url}: {type(e).__name__}")) from None
+        body = _json(resp)
+        if resp.status_code < 400 and body.get("result") == "success":
+            return body
+        reason = str(body.get("msg") or resp.reason_phrase)[:200]
+        err = ZulipError(
+            f"Zulip at {self.base_url} answered {resp.status_code}: {reason}", resp.status_code
+        )
+        if resp.status_code < 500 and resp.status_code != 429:
+            raise err
+        raise _Retry(err, retry_after_s(resp.headers.get("retry-after")))
 
     def post_stream_message(self, stream: str, topic: str, content: str) -> int:
         body = self._request(

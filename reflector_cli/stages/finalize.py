@@ -1,7 +1,7 @@
 """finalize: gather everything the transcript is made of into one artifact (`final-*.json`).
 
 The stage stays free of database code so it can run on any worker; the orchestrating
-process commits that document to SQLite in one transaction (`pipeline.commit_final`).
+process commits that document to SQLite in one transaction (`hooks.commit_final`).
 """
 
 from __future__ import annotations

@@ -112,3 +112,91 @@ def test_editing_a_helper_changes_only_dependent_versions(tmp_path: Path, monkey
     assert changed == {"merge_transcripts"}
     importlib.invalidate_caches()
     assert code_version("merge_transcripts") == current["merge_transcripts"]
+
+
+# --------------------------------------------------------------------------- declared parents
+
+
+def _sample(annotation: object) -> object:
+    """A small valid value of `annotation` (a list holds one item, so track 0 exists)."""
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return args[0]
+    if origin in (typing.Union, types.UnionType):
+        return _sample(next(a for a in args if a is not type(None)))
+    if origin in (list, tuple, set, frozenset):
+        return [_sample(args[0])] if args else []
+    if origin is dict:
+        return {}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.model_validate(
+            {n: _sample(f.annotation) for n, f in annotation.model_fields.items()}
+        )
+    return {str: "x", int: 0, float: 1.0, bool: False}.get(annotation)  # type: ignore[call-overload]
+
+
+class _OnlyDeclared(dict):
+    """Outputs holding just a stage's declared parents; reading any other stage's output is a
+    KeyError, which means `build` reads a parent the declaration does not name."""
+
+    def __init__(self, parents: dict[str, object]) -> None:
+        super().__init__(parents)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> object:
+        if key not in self.keys():
+            raise KeyError(f"{key} (not a declared parent)")
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: object = None) -> object:
+        return self[key] if key in self.keys() else default
+
+
+def _outputs_of(parents: tuple[str, ...]) -> _OnlyDeclared:
+    values = {}
+    for p in parents:
+        out = _sample(dag.stage(p).output_model)
+        values[p] = [out] if dag.stage(p).per_track else out
+    return _OnlyDeclared(values)
+
+
+def test_every_stage_builds_its_input_from_its_declared_parents_only() -> None:
+    from reflector_cli import models as m
+
+    pipe = _sample(m.PipelineInput)
+    for s in dag.STAGES:
+        outs = _outputs_of(s.parents)
+        inp = s.build(pipe, outs, 0 if s.per_track else None)
+        assert isinstance(inp, s.input_model), s.name
+        assert outs.read <= set(s.parents), s.name
+
+
+def test_the_parent_check_catches_an_undeclared_read() -> None:
+    import dataclasses
+
+    import pytest
+
+    from reflector_cli import models as m
+
+    title = dag.stage("generate_title")
+    sneaky = dataclasses.replace(title, parents=("detect_topics",))  # forgot get_participants
+    with pytest.raises(KeyError, match="get_participants"):
+        sneaky.build(_sample(m.PipelineInput), _outputs_of(sneaky.parents), None)
+
+
+def test_fan_out_source_and_success_rule_are_declared_once() -> None:
+    assert [s.name for s in dag.STAGES if s.fans_out] == [dag.FANOUT_SOURCE]
+    assert [s.name for s in dag.STAGES if s.marks_success] == [dag.SUCCESS_STAGE]
+    rec = _sample(dag.stage(dag.FANOUT_SOURCE).output_model)
+    assert dag.track_count({}) is None and dag.track_count({dag.FANOUT_SOURCE: rec}) == 1
+    assert not dag.succeeded({}) and dag.succeeded({dag.SUCCESS_STAGE: object()})
+    # Every per-track stage hangs (directly or not) off the fan-out source.
+    for s in dag.STAGES:
+        if s.per_track:
+            assert dag.FANOUT_SOURCE in dag.ancestors(s.name), s.name

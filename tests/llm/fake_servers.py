@@ -2,6 +2,9 @@
 
 They check each request's shape, answer by recognising which of our prompts they got, and play
 scripted faults first (429 with retry-after, 529 overloaded, malformed JSON, "Speaker 2").
+Schema-constrained requests get the constrained shape back: Anthropic a forced `tool_use`
+block, OpenAI the JSON content of a `response_format: json_schema` request (or a 400 when the
+fake plays a server that does not know json_schema).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class FakeLLM:
     problems: list[str] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    json_schema: bool = True  # OpenAI fake: accepts `response_format: json_schema`
 
     def prompts(self, cue: str) -> list[Seen]:
         return [s for s in self.seen if cue in last_user_text(s.body)]
@@ -155,6 +159,13 @@ def check_anthropic(headers: dict[str, str], body: dict[str, Any]) -> str | None
         return "max_tokens missing"
     if not isinstance(body.get("system"), str):
         return "system prompt missing"
+    if "tools" in body:
+        names = [t.get("name") for t in body["tools"]]
+        if not all(t.get("input_schema", {}).get("type") == "object" for t in body["tools"]):
+            return "tool input_schema must be an object schema"
+        choice = body.get("tool_choice") or {}
+        if choice.get("type") != "tool" or choice.get("name") not in names:
+            return "tool_choice must force one of the tools"
     return check_turns(body.get("messages"))
 
 
@@ -168,6 +179,13 @@ def check_openai(headers: dict[str, str], body: dict[str, Any]) -> str | None:
     messages = body.get("messages") or []
     if not messages or messages[0].get("role") != "system":
         return "system message missing"
+    if "response_format" in body:
+        fmt = body["response_format"]
+        spec = fmt.get("json_schema") or {}
+        if fmt.get("type") != "json_schema" or not spec.get("name"):
+            return "response_format must be a named json_schema"
+        if spec.get("schema", {}).get("type") != "object":
+            return "response_format schema must be an object schema"
     return check_turns(messages[1:])
 
 
@@ -187,13 +205,23 @@ def check_turns(messages: Any) -> str | None:
 
 
 def anthropic_ok(body: dict[str, Any], text: str) -> dict[str, Any]:
+    content: dict[str, Any] = {"type": "text", "text": text}
+    stop = "end_turn"
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None  # not JSON (a malformed fault): as a model ignoring the tool would
+    if "tools" in body and isinstance(answer, dict):
+        name = body["tool_choice"]["name"]
+        content = {"type": "tool_use", "id": "toolu_fake", "name": name, "input": answer}
+        stop = "tool_use"
     return {
         "id": "msg_fake",
         "type": "message",
         "role": "assistant",
         "model": body["model"],
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "content": [content],
+        "stop_reason": stop,
         "stop_sequence": None,
         "usage": {"input_tokens": len(json.dumps(body)) // 4, "output_tokens": len(text) // 4},
     }
@@ -251,6 +279,11 @@ def make_handler(state: FakeLLM) -> type[BaseHTTPRequestHandler]:
                     state.seen.append(Seen(self.path, headers, body, f"rejected: {problem}"))
                 status = 401 if problem.startswith("auth") else 400
                 self._reply(status, error_body(problem, status), {})
+                return
+            if "response_format" in body and not state.json_schema:
+                with state.lock:
+                    state.seen.append(Seen(self.path, headers, body, "rejected: json_schema"))
+                self._reply(400, {"error": {"message": "unknown response_format"}}, {})
                 return
             prompt = first_user_text(body)
             fault = state.take_fault(prompt)

@@ -212,3 +212,25 @@ def test_cost_estimate_grows_with_the_meeting(monkeypatch: pytest.MonkeyPatch) -
     assert small["calls"] == 10 + 1 + 1  # ten chunks, a title, one notes call
     assert big["input_tokens"] > 9 * small["input_tokens"]
     assert 0 < small["usd"] < big["usd"] < 1.0
+
+
+def test_answers_are_constrained_by_a_forced_tool_with_the_answer_schema(
+    fake: FakeLLM, tmp_path: Path
+) -> None:
+    from reflector_cli.llm import prompts as P
+
+    fake.faults = [Fault("speaker_label", when="part 1 of")]
+    out = run_stages(tmp_path, settings_for(fake, tmp_path), "anthropic")
+    assert fake.problems == []
+    assert out.title.title == "Mobile Release Date, Onboarding and Pricing Page"
+    for seen in fake.seen:
+        (tool,) = seen.body["tools"]
+        assert seen.body["tool_choice"] == {"type": "tool", "name": tool["name"]}
+    title = fake.prompts("one title")[0].body["tools"][0]["input_schema"]
+    assert title == P.TitleAnswer.model_json_schema()
+    # The semantic check still re-asks: the tool's answer is replayed as JSON text.
+    (re_ask,) = fake.prompts("could not be used")
+    replayed = re_ask.body["messages"][1]
+    assert replayed["role"] == "assistant" and "Speaker 2 said" in replayed["content"]
+    assert "instead of 'Speaker 2'" in re_ask.body["messages"][2]["content"]
+    assert [t.title for t in out.topics.topics] == [f"Subject number {n}" for n in (1, 2, 3)]

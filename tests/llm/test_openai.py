@@ -147,3 +147,27 @@ def test_completions_url_accepts_common_forms() -> None:
     assert completions_url("http://h:1") == want
     assert completions_url("http://h:1/v1/") == want
     assert completions_url(want) == want
+
+
+def test_answers_are_asked_for_with_a_json_schema(fake: FakeLLM, tmp_path: Path) -> None:
+    from reflector_cli.llm import prompts as P
+
+    run_stages(tmp_path, settings_for(fake, tmp_path), "openai")
+    assert fake.problems == [] and fake.seen
+    formats = [s.body["response_format"] for s in fake.seen]
+    assert all(f["type"] == "json_schema" for f in formats)
+    title = fake.prompts("one title")[0].body["response_format"]["json_schema"]
+    assert title == {"name": "TitleAnswer", "schema": P.TitleAnswer.model_json_schema()}
+
+
+def test_a_server_without_json_schema_is_asked_in_free_text(fake: FakeLLM, tmp_path: Path) -> None:
+    fake.json_schema = False
+    backend = get_backend(LlmOptions(backend="openai"), settings_for(fake, tmp_path))
+    request = TitleRequest(
+        topics=[TopicText(title="Release", summary="Moved.")], participants=NAMES
+    )
+    assert backend.title(request) == "Mobile Release Date, Onboarding and Pricing Page"
+    assert backend.title(request) == "Mobile Release Date, Onboarding and Pricing Page"
+    # One refusal, then the backend remembers and never sends response_format again.
+    assert [s.answered for s in fake.seen] == ["rejected: json_schema", "ok", "ok"]
+    assert ["response_format" in s.body for s in fake.seen] == [True, False, False]

@@ -14,9 +14,10 @@ import pytest
 from celery_env import CeleryWorker, make_meeting, start_redis, stop_redis
 from rich.console import Console
 
-from reflector_cli.compare import ComparisonReport, render_table, run_compare
+from reflector_cli.compare import ComparisonReport, render_table
 from reflector_cli.config import Settings, load_settings
 from reflector_cli.errors import UserError
+from reflector_cli.orchestrate import run_compare
 from reflector_cli.pipeline import EventSink, new_run_id, prepare_input
 from reflector_cli.providers.celery_app import CeleryProvider
 from reflector_cli.runlog import RunLog

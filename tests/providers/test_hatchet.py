@@ -137,6 +137,36 @@ def test_retried_stage_records_attempts_and_run_ends(
 
 @pytest.mark.hatchet
 @pytest.mark.slow
+def test_a_failing_non_critical_stage_does_not_cancel_delivery(
+    meeting: Path, tmp_path: Path, hatchet_client_env: dict[str, str], start_worker: Callable
+) -> None:
+    """cleanup_consent is critical=False: on the engine, as locally, its final failure is
+    recorded and the delivery stages after it still run."""
+    fail = {"test_fail": "cleanup_consent:9", "retry_backoff_s": 0.0}
+    local_dir, data = tmp_path / "local", tmp_path / "hatchet"
+    start_worker(data, REFLECTOR_TEST_FAIL="cleanup_consent:9", REFLECTOR_RETRY_BACKOFF="0")
+    local = process_recording(str(meeting), load_settings(data_dir=local_dir, **fail))
+    remote = _process(meeting, data, "hatchet")
+    assert local.ok and remote.ok, (local.error, remote.error)
+
+    def tail(data_dir: Path, res: ProcessResult) -> tuple[str, list[tuple[str, str, int]]]:
+        run, stages = _run_rows(data_dir, res.run_id or "")
+        late = {"cleanup_consent", "post_zulip", "send_webhook"}
+        rows = sorted(
+            (r["stage"], r["status"], r["attempts"]) for r in stages if r["stage"] in late
+        )
+        return run["status"], rows
+
+    want = (
+        "ended",
+        [("cleanup_consent", "failed", 3), ("post_zulip", "done", 1), ("send_webhook", "done", 1)],
+    )
+    assert tail(local_dir, local) == want
+    assert tail(data, remote) == want
+
+
+@pytest.mark.hatchet
+@pytest.mark.slow
 def test_worker_killed_mid_transcription_then_restarted_finishes(
     meeting: Path, tmp_path: Path, hatchet_client_env: dict[str, str], start_worker: Callable
 ) -> None:

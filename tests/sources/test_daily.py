@@ -30,6 +30,9 @@ from tests.sources.daily_fake import (
     track_key,
 )
 
+# Retries happen for real; stamina skips their waits (they are recorded through on_wait).
+pytestmark = pytest.mark.usefixtures("no_retry_waits")
+
 RID = "0f9c3b1e-5b8e-4d43-9a57-6a1d2c3b4e5f"
 ALICE, BOB, CAROL = (str(uuid.uuid5(uuid.NAMESPACE_URL, n)) for n in ("alice", "bob", "carol"))
 BUCKET = "daily-raw"
@@ -52,7 +55,7 @@ def s3_url() -> Iterator[str]:
 
 def client(fake: FakeDaily, sleeps: list[float] | None = None, **kw: Any) -> DailyClient:
     record = sleeps.append if sleeps is not None else (lambda _s: None)
-    return DailyClient(API_KEY, fake.url, sleep=record, **kw)
+    return DailyClient(API_KEY, fake.url, on_wait=record, **kw)
 
 
 def people(n: int) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """The Hatchet provider: the DAG from dag.py as Hatchet workflows and a worker (`workflows`), a
-submitter that follows the run (`follow`), runs nobody follows live (`runs`: replay, --no-wait
-submit and sync) and the doctor checks (`doctor`).
+submitter that follows the run (`follow`, state in `mirror`), engine replay (`replay`), runs
+nobody follows live (`runs`: --no-wait submit and sync) and the doctor checks (`doctor`).
 
 `reflector-pipeline` holds the non-per-track stages; a `tracks` task spawns one
 `reflector-track` child run per track (the per-track stages). This package is the only place
@@ -16,7 +16,8 @@ from reflector_cli.providers.hatchet.common import (
 )
 from reflector_cli.providers.hatchet.doctor import decode_token, hatchet_checks
 from reflector_cli.providers.hatchet.follow import HatchetProvider
-from reflector_cli.providers.hatchet.runs import replay_engine_run, submit_run, sync_run
+from reflector_cli.providers.hatchet.replay import replay_engine_run
+from reflector_cli.providers.hatchet.runs import submit_run, sync_run
 from reflector_cli.providers.hatchet.workflows import build_workflows, engine_slots, run_worker
 
 __all__ = [

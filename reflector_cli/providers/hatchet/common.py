@@ -8,7 +8,7 @@ from typing import Any
 
 from hatchet_sdk import Hatchet
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from reflector_cli import dag
 from reflector_cli import models as m
@@ -20,7 +20,11 @@ SUBMITTED = "submitted"  # run status while nobody follows it (--no-wait)
 RUN_KEY = "reflector_run"  # additional-metadata key tying every task of a run together
 # Time a task may wait for a free worker: long, so a restarted worker still picks it up.
 SCHEDULE_TIMEOUT = timedelta(hours=12)
-POLL_S = 0.2
+POLL_S = 0.2  # how often the follower forwards streamed progress (no REST call)
+# The follower asks the engine (status + task listing) when the run's event stream says a task
+# changed, at most every MIN_SYNC_S, and otherwise every RECONCILE_S in case an event was lost.
+MIN_SYNC_S = 0.5
+RECONCILE_S = 3.0
 # How long a terminal task listing may disagree with the core run details before the core wins.
 LISTING_LAG_S = 30.0
 
@@ -52,6 +56,28 @@ class TrackInput(m.Model):
     reused: dict[str, dict[str, Any]] = {}
 
 
+class StageFailed(BaseModel):
+    """What a non-critical stage's task returns once its last attempt failed.
+
+    The engine cancels every descendant of a FAILED task; a non-critical stage must not take
+    its children down with it (critical=False), so its task completes with this marker, and
+    the submitter records the stage as failed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage_failed: str
+
+
+def failed_marker(output: Any) -> str | None:
+    """The error a task output carries when it is a StageFailed marker, else None."""
+    if isinstance(output, StageFailed):
+        return output.stage_failed
+    if isinstance(output, dict) and set(output) == {"stage_failed"}:
+        return str(output["stage_failed"])
+    return None
+
+
 class FanoutOut(BaseModel):
     """Per-track stage outputs (JSON), each list ordered by track index."""
 
@@ -68,7 +94,9 @@ TOP = tuple(s for s in dag.STAGES if not s.per_track)
 PER_TRACK_NAMES = frozenset(s.name for s in PER_TRACK)
 # Non-per-track outputs the per-track stages read; the fan-out task waits for them.
 FANOUT_PARENTS = tuple(
-    dict.fromkeys(p for s in PER_TRACK for p in s.parents if p not in PER_TRACK_NAMES)
+    dict.fromkeys(
+        [dag.FANOUT_SOURCE, *(p for s in PER_TRACK for p in s.parents if p not in PER_TRACK_NAMES)]
+    )
 )
 
 

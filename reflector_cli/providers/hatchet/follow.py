@@ -13,31 +13,38 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hatchet_sdk import Hatchet
+from hatchet_sdk.clients.listeners.run_event_listener import (
+    RunEventListenerClient,
+    StepRunEventType,
+)
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from reflector_cli import dag
-from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.providers.hatchet.common import (
     LISTING_LAG_S,
     LISTING_SLACK,
+    MIN_SYNC_S,
     ORDER,
     PER_TRACK_NAMES,
     PIPELINE_WF,
     POLL_S,
+    RECONCILE_S,
     RUN_KEY,
     SUBMITTED,
     TERMINAL,
     RunInput,
     audio_seconds,
     client,
+    failed_marker,
     list_tasks,
     listing_since,
     log,
     node_key,
     task_name,
 )
+from reflector_cli.providers.hatchet.mirror import Mirror, Node
 from reflector_cli.providers.local import RunOutcome
 from reflector_cli.runlog import RunLog
 
@@ -45,20 +52,14 @@ from reflector_cli.runlog import RunLog
 _INPUT_NOT_READY = (KeyError, IndexError, TypeError, AttributeError, ValidationError)
 
 
-class Node:
-    """What has been recorded in the RunLog for one (stage, track)."""
-
-    def __init__(self) -> None:
-        self.logged = 0  # events recorded: start1, fail1, start2, ... (see _target)
-        self.final = False
-
-
 class _StreamRelay:
-    """Receives put_stream lines of the run's workflow runs on a background event loop."""
+    """Receives the event streams of the run's workflow runs on a background event loop:
+    put_stream lines are queued, and any task lifecycle event sets `changed`."""
 
     def __init__(self, hatchet: Hatchet) -> None:
-        self.hatchet = hatchet
+        self.events = RunEventListenerClient(hatchet.config)
         self.lines: queue.Queue[str] = queue.Queue()
+        self.changed = threading.Event()
         self.loop = asyncio.new_event_loop()
         self.watched: set[str] = set()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -72,9 +73,12 @@ class _StreamRelay:
 
     async def _pump(self, workflow_run_id: str) -> None:
         try:
-            async for chunk in self.hatchet.runs.subscribe_to_stream(workflow_run_id):
-                self.lines.put(chunk)
-        except Exception as exc:  # noqa: BLE001 - progress is best effort; lifecycle is polled
+            async for event in self.events.stream(workflow_run_id):
+                if event.type == StepRunEventType.STEP_RUN_EVENT_TYPE_STREAM:
+                    self.lines.put(event.payload)
+                else:
+                    self.changed.set()
+        except Exception as exc:  # noqa: BLE001 - best effort: the follower reconciles anyway
             log.debug("stream %s closed: %s", workflow_run_id, exc)
 
     def drain(self) -> list[dict[str, Any]]:
@@ -181,8 +185,8 @@ class HatchetProvider:
                 if out is None:
                     continue
                 state.settle(s.name, track, out)
-                if isinstance(out, m.RecordingOut):
-                    n_tracks = len(out.tracks)
+                if s.fans_out:
+                    n_tracks = dag.track_count(state.outputs) or 0
         return state
 
     # ------------------------------------------------------------------ following a run
@@ -192,16 +196,27 @@ class HatchetProvider:
         relay = _StreamRelay(self.hatchet)
         relay.watch(engine_run_id)
         state = state or Mirror()
+        last = -RECONCILE_S
         try:
             while True:
-                status = self.sync_once(engine_run_id, state, relay)
-                if status in TERMINAL:
-                    # One last look: the run's end may have raced the task listing.
-                    self._apply(self._tasks(), state)
-                    time.sleep(POLL_S)
-                    self._forward(relay)
-                    break
-                time.sleep(POLL_S)
+                now = time.monotonic()
+                due = now - last >= RECONCILE_S
+                if due or (relay.changed.is_set() and now - last >= MIN_SYNC_S):
+                    # Pushed events say when to look; the REST listing stays the record.
+                    relay.changed.clear()
+                    last = now
+                    status = self.sync_once(engine_run_id, state, relay)
+                    if status in TERMINAL:
+                        # One last look: the run's end may have raced the task listing.
+                        self._apply(self._tasks(), state)
+                        time.sleep(POLL_S)
+                        self._forward(relay)
+                        break
+                self._forward(relay)
+                if relay.changed.is_set():  # a change is pending until MIN_SYNC_S has passed
+                    time.sleep(max(0.0, min(POLL_S, last + MIN_SYNC_S - time.monotonic())))
+                else:
+                    relay.changed.wait(POLL_S)
         finally:
             relay.close()
         return self.outcome(engine_run_id, status, state)
@@ -249,7 +264,7 @@ class HatchetProvider:
         fatal = [(n, e) for n, e in state.failures if dag.stage(n).critical]
         if fatal:
             return RunOutcome("error", fatal[0][0], fatal[0][1], state.outputs)
-        if status != V1TaskStatus.COMPLETED and "finalize" not in state.outputs:
+        if status != V1TaskStatus.COMPLETED and not dag.succeeded(state.outputs):
             msg = f"engine run {engine_run_id}: {status.value}"
             return RunOutcome("error", None, msg, state.outputs)
         return RunOutcome("ended", outputs=state.outputs)
@@ -268,7 +283,7 @@ class HatchetProvider:
 
     def replay_failed(self, old_run: dict[str, Any]) -> RunOutcome:
         """Version-locked replay on the engine: it re-runs `old_run`'s failed tasks in place."""
-        from reflector_cli.providers.hatchet.runs import replay_engine_run
+        from reflector_cli.providers.hatchet.replay import replay_engine_run
 
         return replay_engine_run(self, old_run)
 
@@ -346,7 +361,13 @@ class HatchetProvider:
                 err = r.error_message or f"attempt {node.logged // 2 + 1} failed"
                 self.log.failed(name, track, _one_line(err), final=False)
             node.logged += 1
-        if r.status == V1TaskStatus.COMPLETED:
+        marker = failed_marker(r.output) if r.status == V1TaskStatus.COMPLETED else None
+        if marker is not None:
+            # A non-critical stage failed for good; its task completed so its children run.
+            self.log.failed(name, track, _one_line(marker), final=True)
+            state.failures.append((name, marker))
+            node.final = True
+        elif r.status == V1TaskStatus.COMPLETED:
             state.settle(name, track, self.log.done(name, track, r.output or {}))
         elif r.status in (V1TaskStatus.FAILED, V1TaskStatus.CANCELLED):
             # Until the run is over a FAILED listing may be followed by another attempt: the
@@ -358,39 +379,6 @@ class HatchetProvider:
             self.log.failed(name, track, err, final=True)
             state.failures.append((name, err))
             node.final = True
-
-
-class Mirror:
-    """What has been recorded so far for a run: per-node progress, outputs, failures."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[tuple[str, int | None], Node] = {}
-        self.outputs: dict[str, Any] = {}
-        self.failures: list[tuple[str, str]] = []
-        self.run_over = False  # the engine run is terminal: a FAILED task won't be retried
-        self.disagree_since: float | None = None  # listing terminal, core tables not (yet)
-
-    def settle(self, name: str, track: int | None, out: BaseModel) -> None:
-        """`out` is the node's final output (done or reused): nothing more to mirror for it."""
-        _put_output(self.outputs, name, track, out)
-        self.nodes.setdefault((name, track), Node()).final = True
-
-    def output(self, name: str, track: int | None) -> BaseModel:
-        out = self.outputs[name]
-        return out if track is None else out[track]
-
-
-def _put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:
-    """Store a stage output the way dag.Stage.build reads it (per-track: list by track)."""
-    if track is None:
-        outputs[name] = out
-        return
-    rec = outputs.get("get_recording")
-    n_tracks = len(rec.tracks) if isinstance(rec, m.RecordingOut) else 0
-    n = max(track + 1, len(outputs.get(name) or []), n_tracks)
-    slots = (list(outputs.get(name) or []) + [None] * n)[:n]
-    slots[track] = out
-    outputs[name] = slots
 
 
 def _one_line(text: str) -> str:

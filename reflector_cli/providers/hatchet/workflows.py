@@ -15,7 +15,6 @@ from hatchet_sdk import Context, DurableContext, Hatchet, NonRetryableException
 from pydantic import BaseModel
 
 from reflector_cli import dag
-from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
 from reflector_cli.execute import asr_options, run_stage, warm_up
@@ -31,11 +30,14 @@ from reflector_cli.providers.hatchet.common import (
     TRACK_WF,
     FanoutOut,
     RunInput,
+    StageFailed,
     TrackInput,
     client,
+    failed_marker,
     log,
     node_key,
 )
+from reflector_cli.runlog import short_error
 
 PROGRESS_EVERY_S = 0.5
 # Engine slots per heavy slot. The engine's scheduler sees slots a task frees only at its next
@@ -51,9 +53,13 @@ def _timeout(stage: dag.Stage, audio_s: float | None) -> timedelta:
     return timedelta(seconds=stage.timeout_s(audio_s))
 
 
-def _fanout_timeout(audio_s: float | None, n_tracks: int) -> timedelta:
+def _fanout_timeout(audio_s: float | None, n_tracks: int, settings: Settings) -> timedelta:
     """Worst case: every track's stages run one after another, each using every retry."""
-    per_track = sum(s.timeout_s(audio_s) * (s.retries + 1) for s in PER_TRACK)
+    per_track = 0.0
+    for s in PER_TRACK:
+        policy = s.retry_policy(settings)
+        waits = sum(policy.delay_s(n) for n in range(1, policy.max_attempts))
+        per_track += s.timeout_s(audio_s) * policy.max_attempts + waits
     return timedelta(seconds=per_track * max(1, n_tracks) + 60)
 
 
@@ -121,6 +127,7 @@ def _call(
     track: int | None,
     input: RunInput | TrackInput,
 ) -> BaseModel:
+    """Run the stage for this task; a non-critical stage's final failure becomes a marker."""
     done = input.reused.get(node_key(stage.name, track))
     if done is not None:
         log.info("reuse %s track=%s", stage.name, track)
@@ -128,6 +135,7 @@ def _call(
     audio_s = input.audio_s
     log.info("take %s track=%s attempt=%d", stage.name, track, ctx.attempt_number)
     _extend(ctx, _timeout(stage, None), _timeout(stage, audio_s))
+    _backoff(stage, settings, ctx)
     if not stage.light:
         _GATE.acquire(ctx)
     try:
@@ -139,14 +147,28 @@ def _call(
             attempt=ctx.attempt_number,
             emit_fn=_emitter(ctx, stage.name, track),
         )
-    except UserError as exc:
-        # Bad input never gets better: tell the engine not to retry.
-        raise NonRetryableException(str(exc)) from exc
+    except Exception as exc:
+        last = (
+            isinstance(exc, UserError)
+            or ctx.attempt_number >= stage.retry_policy(settings).max_attempts
+        )
+        if not stage.critical and last:
+            log.warning("non-critical %s track=%s failed: %s", stage.name, track, exc)
+            return StageFailed(stage_failed=short_error(exc))
+        if isinstance(exc, UserError):
+            # Bad input never gets better: tell the engine not to retry.
+            raise NonRetryableException(str(exc)) from exc
+        raise
     finally:
         if not stage.light:
             _GATE.release()
     log.info("done %s track=%s", stage.name, track)
     return stage.output_model.model_validate(out)
+
+
+def _returns(s: dag.Stage) -> Any:
+    """The task's declared output: a non-critical stage may also return the failure marker."""
+    return s.output_model if s.critical else s.output_model | StageFailed
 
 
 def _typed(
@@ -158,12 +180,20 @@ def _typed(
     return fn
 
 
-def _retry_opts(stage_retries: int, settings: Settings) -> dict[str, Any]:
-    opts: dict[str, Any] = {"retries": stage_retries, "schedule_timeout": SCHEDULE_TIMEOUT}
-    if settings.retry_backoff_s > 0:
-        # The engine waits factor**k seconds before retry k (capped).
-        opts.update(backoff_factor=2.0, backoff_max_seconds=60)
-    return opts
+def _retry_opts(stage: dag.Stage, settings: Settings) -> dict[str, Any]:
+    # No engine backoff: the engine's formula (factor**k, no initial wait) cannot express the
+    # declared policy, so the retried task waits `policy.delay_s` itself (see _backoff).
+    return {"retries": stage.retry_policy(settings).retries, "schedule_timeout": SCHEDULE_TIMEOUT}
+
+
+def _backoff(stage: dag.Stage, settings: Settings, ctx: Context) -> None:
+    """Before a retry, wait as the declared RetryPolicy says (the same formula everywhere)."""
+    if ctx.attempt_number <= 1:
+        return
+    wait = stage.retry_policy(settings).delay_s(ctx.attempt_number - 1)
+    if wait > 0:
+        ctx.refresh_timeout(timedelta(seconds=wait))  # the wait must not eat the stage's budget
+        time.sleep(wait)
 
 
 def build_workflows(hatchet: Hatchet, settings: Settings) -> tuple[Any, Any]:
@@ -198,15 +228,17 @@ def _top_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) 
                 per = ctx.task_output(fanout).outputs[p]
                 outputs[p] = [dag.stage(p).output_model.model_validate(o) for o in per]
             else:
-                outputs[p] = ctx.task_output(tasks[p])
+                out = ctx.task_output(tasks[p])
+                if failed_marker(out) is None:  # a failed non-critical parent gives nothing
+                    outputs[p] = out
         return _call(s, s.build(input.pipeline, outputs, None), settings, ctx, None, input)
 
-    fn = _typed(body, s.name, RunInput, s.output_model)
+    fn = _typed(body, s.name, RunInput, _returns(s))
     return wf.task(
         name=s.name,
         parents=[tasks[p] for p in parents],
         execution_timeout=registered,
-        **_retry_opts(s.retries, settings),
+        **_retry_opts(s, settings),
     )(fn)
 
 
@@ -226,12 +258,12 @@ def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings
         inp = s.build(input.pipeline, outputs, input.track)
         return _call(s, inp, settings, ctx, input.track, input)
 
-    fn = _typed(body, s.name, TrackInput, s.output_model)
+    fn = _typed(body, s.name, TrackInput, _returns(s))
     return wf.task(
         name=s.name,
         parents=[tasks[p] for p in s.parents if p in PER_TRACK_NAMES],
         execution_timeout=registered,
-        **_retry_opts(s.retries, settings),
+        **_retry_opts(s, settings),
     )(fn)
 
 
@@ -246,10 +278,8 @@ def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, settings: Settin
 
     async def body(input: RunInput, ctx: DurableContext) -> FanoutOut:
         upstream = {p: ctx.task_output(tasks[p]) for p in FANOUT_PARENTS}
-        rec = upstream["get_recording"]
-        assert isinstance(rec, m.RecordingOut)
-        n = len(rec.tracks)
-        _extend(ctx, registered, _fanout_timeout(input.audio_s, n))
+        n = dag.track_count(upstream) or 0
+        _extend(ctx, registered, _fanout_timeout(input.audio_s, n, settings))
         up_json = {k: v.model_dump(mode="json") for k, v in upstream.items()}
         # A track whose every stage was reused needs no child run at all.
         results: list[Any] = [_reused_track(input.reused, i) for i in range(n)]

@@ -1,4 +1,4 @@
-"""Artifact storage at deterministic keys: the local data dir, or (later) an S3-compatible bucket.
+"""Artifact storage on the local disk (the data dir by default), and the `Storage` protocol.
 
 Writes are atomic (temp file + rename), so a killed process never leaves half an artifact
 under a real key, and a retried stage overwrites the same object instead of leaking copies.
@@ -100,21 +100,3 @@ class LocalStorage:
 
     def describe(self, key: str) -> str:
         return str(self.path(key))
-
-
-def open_storage(url: str | None, data_dir: Path) -> Storage:
-    """Storage from `REFLECTOR_STORAGE_URL` (a path, file:// or s3://bucket/prefix), else the
-    data dir."""
-    if not url:
-        return LocalStorage(data_dir)
-    if url.startswith("file://"):
-        return LocalStorage(Path(url.removeprefix("file://")))
-    if "://" not in url:
-        return LocalStorage(Path(url))
-    if url.startswith("s3://"):
-        from reflector_cli.storage_s3 import S3Storage
-
-        return S3Storage(url)
-    raise UserError(
-        f"REFLECTOR_STORAGE_URL {url!r}: unsupported scheme (use a path, file:// or s3://)"
-    )

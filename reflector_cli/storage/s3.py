@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reflector_cli.errors import ConfigError
-from reflector_cli.storage import check_key
+from reflector_cli.storage.local import check_key
 
 
 def _not_found(exc: Exception) -> bool:

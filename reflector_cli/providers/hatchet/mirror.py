@@ -1,0 +1,49 @@
+"""What the submitter has mirrored of an engine run so far: per-node progress, outputs, failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from reflector_cli import dag
+
+
+class Node:
+    """What has been recorded in the RunLog for one (stage, track)."""
+
+    def __init__(self) -> None:
+        self.logged = 0  # events recorded: start1, fail1, start2, ... (see _target)
+        self.final = False
+
+
+class Mirror:
+    """What has been recorded so far for a run: per-node progress, outputs, failures."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple[str, int | None], Node] = {}
+        self.outputs: dict[str, Any] = {}
+        self.failures: list[tuple[str, str]] = []
+        self.run_over = False  # the engine run is terminal: a FAILED task won't be retried
+        self.disagree_since: float | None = None  # listing terminal, core tables not (yet)
+
+    def settle(self, name: str, track: int | None, out: BaseModel) -> None:
+        """`out` is the node's final output (done or reused): nothing more to mirror for it."""
+        _put_output(self.outputs, name, track, out)
+        self.nodes.setdefault((name, track), Node()).final = True
+
+    def output(self, name: str, track: int | None) -> BaseModel:
+        out = self.outputs[name]
+        return out if track is None else out[track]
+
+
+def _put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:
+    """Store a stage output the way dag.Stage.build reads it (per-track: list by track)."""
+    if track is None:
+        outputs[name] = out
+        return
+    n_tracks = dag.track_count(outputs) or 0
+    n = max(track + 1, len(outputs.get(name) or []), n_tracks)
+    slots = (list(outputs.get(name) or []) + [None] * n)[:n]
+    slots[track] = out
+    outputs[name] = slots
