@@ -33,10 +33,11 @@ def finalize(inp: FinalizeIn, ctx: StageContext) -> FinalizeOut:
         room=rec.room,
         started_at_ms=rec.started_at_ms,
     )
-    # Keyed by its input: a reused checkpoint of other settings (e.g. --crosstalk, --llm) must
-    # never find this run's document under its key.
-    digest = hashlib.sha256(inp.model_dump_json().encode()).hexdigest()[:12]
-    key = ctx.key(inp.pipeline.recording_id, f"final-{digest}.json")
-    ctx.storage.write_bytes(key, doc.model_dump_json().encode())
+    # Keyed by its content: a reused checkpoint of other settings (e.g. --crosstalk, --llm) must
+    # never find this run's document under its key, while runs that agree (a shadow, another
+    # provider) share one key even when run-only fields of their inputs differ.
+    body = doc.model_dump_json().encode()
+    key = ctx.key(inp.pipeline.recording_id, f"final-{hashlib.sha256(body).hexdigest()[:12]}.json")
+    ctx.storage.write_bytes(key, body)
     ctx.emit("DURATION", seconds=doc.duration_s)
     return FinalizeOut(doc_key=key, word_count=len(doc.words), topic_count=len(doc.topics))
