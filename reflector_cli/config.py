@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderName = Literal["local", "hatchet", "celery"]
@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     language: str = Field(
         default="en", validation_alias=AliasChoices("language", "REFLECTOR_LANGUAGE")
     )
+    # `--language`, kept apart from REFLECTOR_LANGUAGE: a manifest's language ranks between them.
+    _language_flag: str | None = PrivateAttr(default=None)
     compute_type: str = Field(
         default="int8", validation_alias=AliasChoices("compute_type", "REFLECTOR_COMPUTE_TYPE")
     )
@@ -199,6 +201,10 @@ class Settings(BaseSettings):
     def _none_is_local(cls, v: object) -> object:
         return "local" if isinstance(v, str) and v.strip().lower() in {"none", ""} else v
 
+    @property
+    def language_flag(self) -> str | None:
+        return self._language_flag
+
     @cached_property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "reflector.sqlite3"
@@ -212,4 +218,7 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Settings with CLI flags (non-None overrides) taking precedence over env and `.env`."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    if isinstance(overrides.get("language"), str):
+        settings._language_flag = str(overrides["language"])
+    return settings

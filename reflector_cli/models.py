@@ -104,6 +104,7 @@ class Word(Model):
     start: float
     end: float
     speaker: int
+    probability: float | None = Field(default=None, description="whisper's word probability")
 
 
 class TranscribeOut(Model):
@@ -111,6 +112,9 @@ class TranscribeOut(Model):
     words_key: str
     word_count: int
     speech_s: float = Field(default=0.0, description="audio left after VAD")
+    language: str | None = Field(default=None, description="transcribed in (detected if auto)")
+    language_probability: float | None = Field(default=None, description="of a detected one")
+    phantoms_dropped: int = Field(default=0, description="phantom phrases over silence removed")
 
 
 # --------------------------------------------------------------------------- whole meeting
@@ -135,6 +139,7 @@ class MergeOut(Model):
     word_count: int
     speakers: list[int]
     duration_s: float
+    language: str | None = Field(default=None, description="dominant language of the tracks")
 
 
 class MixdownOut(Model):

@@ -1,7 +1,8 @@
 """transcribe_track: faster-whisper on one padded track; every word carries the track's speaker.
 
-The model is loaded once per process and cached, so a pool worker or an engine worker pays
-the load cost once, not once per track.
+The track is read in bounded windows; VAD speech regions are grouped into spans decoded one at a
+time (see asr_audio). Decoding is deterministic: greedy/beam search at temperature 0 only.
+The model is loaded once per process and cached.
 """
 
 from __future__ import annotations
@@ -12,11 +13,39 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from reflector_cli.context import StageContext
 from reflector_cli.errors import ConfigError
 from reflector_cli.models import AsrOptions, TranscribeIn, TranscribeOut, Word
+from reflector_cli.stages.asr_audio import (
+    MAX_REGION_S,
+    RATE,
+    Span,
+    read_span,
+    spans,
+    speech_regions,
+)
+from reflector_cli.stages.asr_guard import is_phantom
 
 _load_lock = threading.Lock()
+
+# No temperature fallback: it samples, and CTranslate2's sampler is seeded once per thread
+# (`set_random_seed` cannot reseed a live worker), so fallback output differs run to run.
+# faster-whisper's guards stay on: no-speech + log-prob skip silent windows, and
+# hallucination_silence_threshold skips silence around a suspect segment.
+DECODE: dict[str, Any] = {
+    "temperature": 0.0,
+    "no_speech_threshold": 0.6,
+    "log_prob_threshold": -1.0,
+    "compression_ratio_threshold": 2.4,
+    "hallucination_silence_threshold": 2.0,
+    "condition_on_previous_text": False,
+    "word_timestamps": True,
+    "vad_filter": False,
+}
+# Seconds of speech the language of an `auto` track is detected on.
+DETECT_S = 30.0
 
 
 def _model_ref(asr: AsrOptions) -> str:
@@ -52,33 +81,92 @@ def warm(asr: AsrOptions) -> None:
     load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
 
 
+def _track_spans(path: Path, asr: AsrOptions, duration: float) -> tuple[list[Span], float]:
+    if asr.vad:
+        regions, duration = speech_regions(path)
+        return spans(regions), sum(b - a for a, b in regions)
+    steps = np.arange(0.0, max(duration, 0.0), MAX_REGION_S)
+    pieces = [Span(a, min(a + MAX_REGION_S, duration), 0.0) for a in steps]
+    return pieces, duration
+
+
+def _detect(model: Any, path: Path, found: list[Span]) -> tuple[str | None, float | None]:
+    """Language and probability from the track's first DETECT_S seconds of speech."""
+    if not model.is_multilingual:
+        return "en", 1.0
+    parts: list[np.ndarray] = []
+    have = 0.0
+    for s in found:
+        if have >= DETECT_S:
+            break
+        parts.append(read_span(path, s.start, min(s.end, s.start + DETECT_S - have)))
+        have += parts[-1].size / RATE
+    if not parts:
+        return None, None
+    lang, prob, _ = model.detect_language(audio=np.concatenate(parts))
+    return lang, round(float(prob), 3)
+
+
+def _decode_span(
+    model: Any, audio: np.ndarray, span: Span, language: str, inp: TranscribeIn
+) -> tuple[list[Word], int]:
+    """Words of one span at meeting time; phantom phrases over silence are dropped (counted)."""
+    segments, _ = model.transcribe(audio, language=language, beam_size=inp.asr.beam_size, **DECODE)
+    words: list[Word] = []
+    dropped = 0
+    for seg in segments:
+        seg_words = [w for w in seg.words or [] if w.word.strip()]
+        if is_phantom(seg.text, seg_words, audio):
+            dropped += 1
+            continue
+        words.extend(
+            Word(
+                text=w.word.strip(),
+                start=round(span.start + w.start, 3),
+                end=round(span.start + w.end, 3),
+                speaker=inp.padded.track,
+                probability=round(float(w.probability), 3),
+            )
+            for w in seg_words
+        )
+    return words, dropped
+
+
 def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
     asr = inp.asr
     model = load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
     track = inp.padded.track
     words: list[Word] = []
+    dropped = 0
     with ctx.storage.local_path(inp.padded.key) as path:
-        segments, info = model.transcribe(
-            str(path),
-            language=asr.language or None,
-            beam_size=asr.beam_size,
-            word_timestamps=True,
-            vad_filter=asr.vad,
-            condition_on_previous_text=False,
-        )
-        total = float(info.duration or inp.padded.duration_s)
-        for seg in segments:
-            for w in seg.words or []:
-                text = w.word.strip()
-                if text:
-                    words.append(
-                        Word(text=text, start=round(w.start, 3), end=round(w.end, 3), speaker=track)
-                    )
-            ctx.progress(min(seg.end, total), total)
-    speech = float(getattr(info, "duration_after_vad", None) or info.duration or 0.0)
+        found, speech = _track_spans(path, asr, inp.padded.duration_s)
+        lang, prob = (asr.language, None) if asr.language != "auto" else _detect(model, path, found)
+        for span in found:
+            audio = read_span(path, span.start, span.end)
+            got, n = _decode_span(model, audio, span, lang or "en", inp)
+            words.extend(got)
+            dropped += n
+            ctx.progress(span.end, inp.padded.duration_s)
     key = ctx.key(inp.recording_id, "words", f"track-{track}.json")
     ctx.storage.write_bytes(key, _words_json(words))
-    return TranscribeOut(track=track, words_key=key, word_count=len(words), speech_s=speech)
+    return TranscribeOut(
+        track=track,
+        words_key=key,
+        word_count=len(words),
+        speech_s=round(speech, 3),
+        language=lang,
+        language_probability=prob,
+        phantoms_dropped=dropped,
+    )
+
+
+def dominant_language(tracks: list[TranscribeOut]) -> str | None:
+    """The language most words were transcribed in (ties: the earliest track's)."""
+    counts: dict[str, int] = {}
+    for t in tracks:
+        if t.language:
+            counts[t.language] = counts.get(t.language, 0) + t.word_count
+    return max(counts, key=lambda k: counts[k]) if counts else None
 
 
 def _words_json(words: list[Word]) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reflector_cli.context import StageContext
 from reflector_cli.models import MergeIn, MergeOut, Segment, TranscriptDoc, Word
-from reflector_cli.stages.asr import read_words
+from reflector_cli.stages.asr import dominant_language, read_words
 
 SEGMENT_SOFT_CHARS = 120
 SENTENCE_END = (".", "?", "!")
@@ -55,4 +55,5 @@ def merge_transcripts(inp: MergeIn, ctx: StageContext) -> MergeOut:
         word_count=len(words),
         speakers=sorted({w.speaker for w in words}),
         duration_s=max((w.end for w in words), default=0.0),
+        language=dominant_language(tracks),
     )
