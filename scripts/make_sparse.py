@@ -47,10 +47,10 @@ def sparse_plan(
 
 
 def generate(out_dir: Path, minutes: float, speakers: int, every_s: float) -> Path:
-    """Write `<out_dir>/meeting/` (one Opus track per person, all from 0 s) and the truth."""
+    """Write `<out_dir>/meeting/` (one track per person, all from 0 s; webm/ogg/mp3 in turn)
+    and the truth."""
     people = [
-        sp.__class__(**{**sp.__dict__, "join_s": 0.0, "file": f"speaker{sp.index + 1}.webm"})
-        for sp in mf.bench_speakers(speakers, minutes)
+        mf.Speaker(**{**sp.__dict__, "join_s": 0.0}) for sp in mf.bench_speakers(speakers, minutes)
     ]
     utts, end = sparse_plan(people, minutes, every_s)
     folder = out_dir / "meeting"

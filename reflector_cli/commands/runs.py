@@ -127,6 +127,8 @@ def runs_show(
             "started_at": s["started_at"],
             "ended_at": s["ended_at"],
             "reused": s["reused_from"] is not None,
+            # The stage's own output (e.g. a track's detected language), for machines.
+            "output": json.loads(s["output"]) if s["output"] else None,
         }
         for s in store.stage_runs(run["id"])
     ]

@@ -1,12 +1,13 @@
 """transcribe_track: faster-whisper on one padded track; every word carries the track's speaker.
 
-The track is read in bounded windows; VAD speech regions are grouped into spans decoded one at a
-time (see asr_audio). Decoding is deterministic: greedy/beam search at temperature 0 only.
-The model is loaded once per process and cached.
+The track is read in bounded windows; VAD speech regions are decoded in groups, and a region a
+group decode left empty is decoded alone (see asr_audio). Decoding is deterministic: greedy or
+beam search at temperature 0 only. The model is loaded once per process and cached.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 from functools import lru_cache
@@ -22,8 +23,9 @@ from reflector_cli.stages.asr_audio import (
     MAX_REGION_S,
     RATE,
     Span,
+    concat,
+    groups,
     read_span,
-    spans,
     speech_regions,
 )
 from reflector_cli.stages.asr_guard import is_phantom
@@ -81,18 +83,18 @@ def warm(asr: AsrOptions) -> None:
     load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
 
 
-def _track_spans(path: Path, asr: AsrOptions, duration: float) -> tuple[list[Span], float]:
+def _regions(path: Path, asr: AsrOptions, duration: float) -> tuple[list[Span], float]:
+    """Speech regions (VAD), or the whole track in MAX_REGION_S pieces; and the speech length."""
     if asr.vad:
-        regions, duration = speech_regions(path)
-        return spans(regions), sum(b - a for a, b in regions)
+        regions, _ = speech_regions(path)
+        return [Span(a, b) for a, b in regions], sum(b - a for a, b in regions)
     steps = np.arange(0.0, max(duration, 0.0), MAX_REGION_S)
-    pieces = [Span(a, min(a + MAX_REGION_S, duration), 0.0) for a in steps]
-    return pieces, duration
+    return [Span(a, min(a + MAX_REGION_S, duration)) for a in steps], duration
 
 
 def _detect(model: Any, path: Path, found: list[Span]) -> tuple[str | None, float | None]:
     """Language and probability from the track's first DETECT_S seconds of speech."""
-    if not model.is_multilingual:
+    if not model.model.is_multilingual:
         return "en", 1.0
     parts: list[np.ndarray] = []
     have = 0.0
@@ -107,29 +109,57 @@ def _detect(model: Any, path: Path, found: list[Span]) -> tuple[str | None, floa
     return lang, round(float(prob), 3)
 
 
-def _decode_span(
-    model: Any, audio: np.ndarray, span: Span, language: str, inp: TranscribeIn
-) -> tuple[list[Word], int]:
-    """Words of one span at meeting time; phantom phrases over silence are dropped (counted)."""
-    segments, _ = model.transcribe(audio, language=language, beam_size=inp.asr.beam_size, **DECODE)
-    words: list[Word] = []
-    dropped = 0
+class _Decoded:
+    """Words of one decode at meeting time, which regions got any, and phantoms dropped."""
+
+    def __init__(self) -> None:
+        self.words: list[Word] = []
+        self.hit: set[int] = set()
+        self.dropped = 0
+
+
+def _decode(
+    model: Any, audio: np.ndarray, starts: list[float], group: list[Span], inp: TranscribeIn
+) -> _Decoded:
+    """Decode concatenated speech; each word goes back to the region its middle falls in."""
+    asr = inp.asr
+    segments, _ = model.transcribe(audio, language=asr.language, beam_size=asr.beam_size, **DECODE)
+    out = _Decoded()
     for seg in segments:
         seg_words = [w for w in seg.words or [] if w.word.strip()]
         if is_phantom(seg.text, seg_words, audio):
-            dropped += 1
+            out.dropped += 1
             continue
-        words.extend(
-            Word(
-                text=w.word.strip(),
-                start=round(span.start + w.start, 3),
-                end=round(span.start + w.end, 3),
-                speaker=inp.padded.track,
-                probability=round(float(w.probability), 3),
+        for w in seg_words:
+            k = max(0, bisect.bisect_right(starts, (w.start + w.end) / 2) - 1)
+            span, shift = group[k], group[k].start - starts[k]
+            out.hit.add(k)
+            out.words.append(
+                Word(
+                    text=w.word.strip(),
+                    start=round(min(max(w.start + shift, span.start), span.end), 3),
+                    end=round(min(max(w.end + shift, span.start), span.end), 3),
+                    speaker=inp.padded.track,
+                    probability=round(float(w.probability), 3),
+                )
             )
-            for w in seg_words
-        )
-    return words, dropped
+    return out
+
+
+def _decode_group(model: Any, path: Path, group: list[Span], inp: TranscribeIn) -> _Decoded:
+    """The group's speech in one decode; a region left without words is decoded on its own
+    (a window judged silent or garbled must not take a sparse speaker's sentence with it)."""
+    audio, starts = concat(path, group)
+    got = _decode(model, audio, starts, group, inp)
+    del audio
+    if len(group) > 1:
+        for k, span in enumerate(group):
+            if k not in got.hit:
+                alone = _decode(model, read_span(path, span.start, span.end), [0.0], [span], inp)
+                got.words.extend(alone.words)
+                got.dropped += alone.dropped
+    got.words.sort(key=lambda w: w.start)
+    return got
 
 
 def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
@@ -139,14 +169,14 @@ def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
     words: list[Word] = []
     dropped = 0
     with ctx.storage.local_path(inp.padded.key) as path:
-        found, speech = _track_spans(path, asr, inp.padded.duration_s)
+        found, speech = _regions(path, asr, inp.padded.duration_s)
         lang, prob = (asr.language, None) if asr.language != "auto" else _detect(model, path, found)
-        for span in found:
-            audio = read_span(path, span.start, span.end)
-            got, n = _decode_span(model, audio, span, lang or "en", inp)
-            words.extend(got)
-            dropped += n
-            ctx.progress(span.end, inp.padded.duration_s)
+        run = inp.model_copy(update={"asr": asr.model_copy(update={"language": lang or "en"})})
+        for group in groups([(s.start, s.end) for s in found]):
+            got = _decode_group(model, path, group, run)
+            words.extend(got.words)
+            dropped += got.dropped
+            ctx.progress(group[-1].end, inp.padded.duration_s)
     key = ctx.key(inp.recording_id, "words", f"track-{track}.json")
     ctx.storage.write_bytes(key, _words_json(words))
     return TranscribeOut(

@@ -1,9 +1,11 @@
 """Audio for the ASR in bounded memory: 16 kHz windows of a padded track, VAD speech regions,
-and the spans (groups of nearby regions) that are decoded one at a time.
+and groups of regions whose speech is concatenated and decoded together.
 
-faster-whisper's own VAD path decodes a whole track into one array and concatenates every speech
-region into 30 s windows: on a long, sparse track one bad window decision (no-speech, log-prob)
-then drops a person's whole hour. Spans keep real time between regions and are decoded apart.
+faster-whisper's own VAD path decodes a whole track into one array and concatenates all of its
+speech; we read the FLAC in windows instead and bound each group's speech (GROUP_SPEECH_S).
+Concatenated speech gives whisper context (decoding regions one by one costs accuracy), and a
+region that comes out empty is decoded again on its own (asr.py), so one bad window decision
+cannot drop a sparse speaker's hour.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ READ_S = 30.0  # seconds read from the track per step
 VAD_WINDOW_S = 300.0
 # Regions closer than this are one region (faster-whisper's default min_silence_duration_ms).
 MERGE_GAP_S = 2.0
-# A span holds nearby regions while it stays within one whisper window.
-SPAN_S = 30.0
+# Speech decoded in one concatenated group (5 min at 16 kHz float32 = 19 MB).
+GROUP_SPEECH_S = 300.0
 # A single region longer than this is split by the VAD itself (bounds a span's memory).
 MAX_REGION_S = 600.0
 
@@ -32,7 +34,6 @@ MAX_REGION_S = 600.0
 class Span:
     start: float
     end: float
-    speech_s: float
 
 
 def _resampled(
@@ -110,16 +111,24 @@ def speech_regions(path: Path) -> tuple[list[tuple[float, float]], float]:
     return regions, duration
 
 
-def spans(regions: list[tuple[float, float]]) -> list[Span]:
-    """Group consecutive regions while the group fits in one whisper window (SPAN_S)."""
-    out: list[Span] = []
+def groups(regions: list[tuple[float, float]]) -> list[list[Span]]:
+    """Consecutive regions, at most GROUP_SPEECH_S of speech per group."""
+    out: list[list[Span]] = []
+    speech = 0.0
     for a, b in regions:
-        last = out[-1] if out else None
-        if last is not None and b - last.start <= SPAN_S:
-            out[-1] = Span(last.start, b, last.speech_s + (b - a))
-        else:
-            out.append(Span(a, b, b - a))
+        if not out or speech + (b - a) > GROUP_SPEECH_S:
+            out.append([])
+            speech = 0.0
+        out[-1].append(Span(a, b))
+        speech += b - a
     return out
+
+
+def concat(path: Path, group: list[Span]) -> tuple[np.ndarray, list[float]]:
+    """The group's speech end to end, and where each region starts in it (seconds)."""
+    parts = [read_span(path, s.start, s.end) for s in group]
+    starts = list(np.cumsum([0] + [p.size for p in parts[:-1]]) / RATE)
+    return np.concatenate(parts), [float(x) for x in starts]
 
 
 def rms_dbfs(audio: np.ndarray) -> float:
