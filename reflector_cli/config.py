@@ -48,8 +48,15 @@ class Settings(BaseSettings):
     )
     # `--language`, kept apart from REFLECTOR_LANGUAGE: a manifest's language ranks between them.
     _language_flag: str | None = PrivateAttr(default=None)
-    compute_type: str = Field(
-        default="int8", validation_alias=AliasChoices("compute_type", "REFLECTOR_COMPUTE_TYPE")
+    # None: by device (int8 on CPU, float16 on CUDA).
+    compute_type: str | None = Field(
+        default=None, validation_alias=AliasChoices("compute_type", "REFLECTOR_COMPUTE_TYPE")
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", validation_alias=AliasChoices("device", "REFLECTOR_DEVICE")
+    )
+    beam_size: int = Field(
+        default=1, ge=1, le=10, validation_alias=AliasChoices("beam_size", "REFLECTOR_BEAM_SIZE")
     )
     cpu_threads: int = Field(
         default=1, ge=1, validation_alias=AliasChoices("cpu_threads", "REFLECTOR_CPU_THREADS")

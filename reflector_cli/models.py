@@ -26,6 +26,7 @@ class AsrOptions(Model):
     compute_type: str = "int8"
     cpu_threads: int = 1
     beam_size: int = 1
+    device: Literal["cpu", "cuda"] = "cpu"
     vad: bool = True
 
 

@@ -45,10 +45,24 @@ def process(
     model: Annotated[
         str | None, typer.Option(help="Path to a CTranslate2 whisper model directory.")
     ] = None,
-    language: Annotated[str | None, typer.Option(help="Spoken language code.")] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            help="Spoken language code, or auto (detect per track); default: the manifest's, "
+            "else $REFLECTOR_LANGUAGE, else en."
+        ),
+    ] = None,
     llm: Annotated[str | None, typer.Option(help="LLM backend for topics/title/summary.")] = None,
     compute_type: Annotated[str | None, typer.Option(help="int8, int8_float32, float32…")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads per transcription.")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto (CUDA if CTranslate2 sees a GPU), cpu, cuda ($REFLECTOR_DEVICE)."),
+    ] = None,
+    beam_size: Annotated[
+        int | None,
+        typer.Option(help="Whisper beam size, 1 = greedy (default 1; $REFLECTOR_BEAM_SIZE)."),
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Stages run in parallel (local).")] = None,
     no_deliver: Annotated[
         bool, typer.Option("--no-deliver", help="Skip Zulip and webhook delivery.")
@@ -81,6 +95,8 @@ def process(
         llm=llm,
         compute_type=compute_type,
         cpu_threads=threads,
+        device=device,
+        beam_size=beam_size,
         workers=workers,
     )
     if dry_run:

@@ -36,16 +36,17 @@ _load_lock = threading.Lock()
 # (`set_random_seed` cannot reseed a live worker), so fallback output differs run to run.
 # faster-whisper's guards stay on: no-speech + log-prob skip silent windows, and
 # hallucination_silence_threshold skips silence around a suspect segment.
-DECODE: dict[str, Any] = {
-    "temperature": 0.0,
-    "no_speech_threshold": 0.6,
-    "log_prob_threshold": -1.0,
-    "compression_ratio_threshold": 2.4,
-    "hallucination_silence_threshold": 2.0,
-    "condition_on_previous_text": False,
-    "word_timestamps": True,
-    "vad_filter": False,
-}
+# (A tuple, not a dict, so the stage's code version hashes the values.)
+DECODE: tuple[tuple[str, Any], ...] = (
+    ("temperature", 0.0),
+    ("no_speech_threshold", 0.6),
+    ("log_prob_threshold", -1.0),
+    ("compression_ratio_threshold", 2.4),
+    ("hallucination_silence_threshold", 2.0),
+    ("condition_on_previous_text", False),
+    ("word_timestamps", True),
+    ("vad_filter", False),
+)
 # Seconds of speech the language of an `auto` track is detected on.
 DETECT_S = 30.0
 
@@ -63,7 +64,7 @@ def _model_ref(asr: AsrOptions) -> str:
 
 
 @lru_cache(maxsize=2)
-def load_model(model: str, compute_type: str, cpu_threads: int) -> Any:
+def load_model(model: str, compute_type: str, cpu_threads: int, device: str = "cpu") -> Any:
     from faster_whisper import WhisperModel
 
     # Never reach for the hub: a name must already be cached locally.
@@ -71,7 +72,7 @@ def load_model(model: str, compute_type: str, cpu_threads: int) -> Any:
     with _load_lock:
         return WhisperModel(
             model,
-            device="cpu",
+            device=device,
             compute_type=compute_type,
             cpu_threads=cpu_threads,
             local_files_only=True,
@@ -80,7 +81,7 @@ def load_model(model: str, compute_type: str, cpu_threads: int) -> Any:
 
 def warm(asr: AsrOptions) -> None:
     """Load the model this process will transcribe with, ahead of the first track."""
-    load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
+    load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device)
 
 
 def _regions(path: Path, asr: AsrOptions, duration: float) -> tuple[list[Span], float]:
@@ -123,7 +124,8 @@ def _decode(
 ) -> _Decoded:
     """Decode concatenated speech; each word goes back to the region its middle falls in."""
     asr = inp.asr
-    segments, _ = model.transcribe(audio, language=asr.language, beam_size=asr.beam_size, **DECODE)
+    options = dict(DECODE)
+    segments, _ = model.transcribe(audio, language=asr.language, beam_size=asr.beam_size, **options)
     out = _Decoded()
     for seg in segments:
         seg_words = [w for w in seg.words or [] if w.word.strip()]
@@ -164,7 +166,7 @@ def _decode_group(model: Any, path: Path, group: list[Span], inp: TranscribeIn) 
 
 def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
     asr = inp.asr
-    model = load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
+    model = load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device)
     track = inp.padded.track
     words: list[Word] = []
     dropped = 0

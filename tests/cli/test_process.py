@@ -50,6 +50,7 @@ def test_process_json_contract(processed: tuple[Path, dict[str, Any]]) -> None:
 def test_words_land_at_the_right_time_and_speaker(processed: tuple[Path, dict[str, Any]]) -> None:
     data, doc = processed
     words = cli_json("export", doc["transcript_id"], "--format", "json", data_dir=data)["words"]
+    assert all(0 < w["probability"] <= 1 for w in words)  # whisper's, kept per word
     acc = accuracy(words, json.loads(TRUTH.read_text())["utterances"])
     assert acc["words_in_utterances"] >= 0.9
     assert acc["speaker_accuracy"] >= 0.98
