@@ -77,22 +77,11 @@ def main() -> None:
     if out is None:
         out = work / "gen"
         t0 = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "make_sparse.py"),
-                "--out",
-                str(out),
-                "--minutes",
-                str(args.minutes),
-                "--speakers",
-                str(args.speakers),
-                "--every",
-                str(args.every),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        opts = {"--out": out, "--minutes": args.minutes, "--speakers": args.speakers}
+        opts["--every"] = args.every
+        argv = [str(x) for kv in opts.items() for x in kv]
+        script = ROOT / "scripts" / "make_sparse.py"
+        subprocess.run([sys.executable, str(script), *argv], check=True, stdout=subprocess.DEVNULL)
         print(f"generated in {time.perf_counter() - t0:.0f} s")
     truth = json.loads((out / "meeting.truth.json").read_text())
     t0 = time.perf_counter()

@@ -22,6 +22,7 @@ PROCESS_KEYS = {
     "participants",
     "topics",
     "word_count",
+    "language",
 }
 GENERIC = {"meeting", "team meeting", "discussion", "untitled", "call"}
 
@@ -29,7 +30,7 @@ GENERIC = {"meeting", "team meeting", "discussion", "untitled", "call"}
 def test_process_json_contract(processed: tuple[Path, dict[str, Any]]) -> None:
     _, doc = processed
     assert set(doc) == PROCESS_KEYS
-    assert doc["status"] == "ended"
+    assert doc["status"] == "ended" and doc["language"] == "en"
     assert doc["run_id"].startswith("r-")
     manifest = json.loads((FIXTURE / "recording.json").read_text())
     names = [p["name"] for p in manifest["participants"]]
@@ -90,6 +91,7 @@ def test_runs_show_lists_every_stage_and_track(processed: tuple[Path, dict[str, 
             "started_at",
             "ended_at",
             "reused",
+            "output",
         }
         assert s["status"] == "done" and s["attempts"] == 1 and s["reused"] is False
         assert iso.match(s["started_at"]) and iso.match(s["ended_at"])
