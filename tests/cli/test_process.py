@@ -111,7 +111,7 @@ def test_every_export_format_uses_speaker_names(processed: tuple[Path, dict[str,
     exported = cli_json("export", doc["transcript_id"], "--format", "json", data_dir=data)
     assert {k: exported[k] for k in PROCESS_KEYS} == doc
     assert len(exported["words"]) == doc["word_count"]
-    assert set(exported["words"][0]) == {"speaker", "start", "end", "text"}
+    assert set(exported["words"][0]) == {"speaker", "start", "end", "text", "probability"}
 
 
 def test_show_finds_transcript_by_recording_and_run(processed: tuple[Path, dict[str, Any]]) -> None:
