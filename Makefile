@@ -2,7 +2,7 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,hatchet,celery,anthropic,serve
+EXTRAS ?= dev,hatchet,celery,anthropic,serve,multilingual
 
 .PHONY: install demo test lint bench clean-data
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.accuracy import accuracy  # noqa: E402
 from benchmarks.rss import peak_tree_rss  # noqa: E402
 from reflector_cli.config import load_settings  # noqa: E402
+from reflector_cli.execute import asr_options  # noqa: E402
 from reflector_cli.sources.folder import scan_folder  # noqa: E402
 
 console = Console()
@@ -37,11 +38,12 @@ def bare_whisper(folder: Path) -> tuple[float, float, int]:
     from faster_whisper import WhisperModel
 
     s = load_settings()
+    asr = asr_options(s)
     t0 = time.perf_counter()
     model = WhisperModel(
         s.model,
         device="cpu",
-        compute_type=s.compute_type,
+        compute_type=asr.compute_type,
         cpu_threads=s.cpu_threads,
         local_files_only=True,
     )

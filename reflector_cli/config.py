@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderName = Literal["local", "hatchet", "celery"]
@@ -46,8 +46,17 @@ class Settings(BaseSettings):
     language: str = Field(
         default="en", validation_alias=AliasChoices("language", "REFLECTOR_LANGUAGE")
     )
-    compute_type: str = Field(
-        default="int8", validation_alias=AliasChoices("compute_type", "REFLECTOR_COMPUTE_TYPE")
+    # `--language`, kept apart from REFLECTOR_LANGUAGE: a manifest's language ranks between them.
+    _language_flag: str | None = PrivateAttr(default=None)
+    # None: by device (int8 on CPU, float16 on CUDA).
+    compute_type: str | None = Field(
+        default=None, validation_alias=AliasChoices("compute_type", "REFLECTOR_COMPUTE_TYPE")
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", validation_alias=AliasChoices("device", "REFLECTOR_DEVICE")
+    )
+    beam_size: int = Field(
+        default=1, ge=1, le=10, validation_alias=AliasChoices("beam_size", "REFLECTOR_BEAM_SIZE")
     )
     cpu_threads: int = Field(
         default=1, ge=1, validation_alias=AliasChoices("cpu_threads", "REFLECTOR_CPU_THREADS")
@@ -206,6 +215,10 @@ class Settings(BaseSettings):
     def _none_is_local(cls, v: object) -> object:
         return "local" if isinstance(v, str) and v.strip().lower() in {"none", ""} else v
 
+    @property
+    def language_flag(self) -> str | None:
+        return self._language_flag
+
     @cached_property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "reflector.sqlite3"
@@ -219,4 +232,7 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Settings with CLI flags (non-None overrides) taking precedence over env and `.env`."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    if isinstance(overrides.get("language"), str):
+        settings._language_flag = str(overrides["language"])
+    return settings

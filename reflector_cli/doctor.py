@@ -24,6 +24,20 @@ def check_model(settings: Settings) -> dict[str, Any]:
         return _check("whisper model", False, f"{exc} (or set REFLECTOR_MODEL)")
 
 
+def check_asr(settings: Settings) -> dict[str, Any]:
+    """The transcription options a run would get (device resolved, language, English-only)."""
+    from reflector_cli.execute import asr_options
+    from reflector_cli.languages import english_only
+
+    asr = asr_options(settings)
+    kind = "English-only" if english_only(asr.model) else "multilingual"
+    detail = (
+        f"device {asr.device} · {asr.compute_type} · beam {asr.beam_size} · "
+        f"language {settings.language_flag or settings.language} · {kind} model"
+    )
+    return _check("asr options", True, detail, required=False)
+
+
 def check_audio() -> dict[str, Any]:
     try:
         import av
@@ -101,6 +115,7 @@ def check_api_token(settings: Settings) -> dict[str, Any]:
 def run_checks(settings: Settings) -> list[dict[str, Any]]:
     return [
         check_model(settings),
+        check_asr(settings),
         check_audio(),
         check_data_dir(settings),
         check_database(settings),

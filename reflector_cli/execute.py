@@ -6,7 +6,7 @@ input, builds the StageContext and calls the stage function.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from reflector_cli import dag
 from reflector_cli.config import Settings
@@ -20,13 +20,25 @@ from reflector_cli.whisper_models import resolve_model
 def asr_options(settings: Settings) -> AsrOptions:
     """The transcription options a run (or a worker warming up) gets from settings; a model
     name resolves here, once, to the local directory every worker then loads."""
+    device = asr_device(settings.device)
     return AsrOptions(
         model=str(resolve_model(settings.model)),
         language=settings.language,
-        compute_type=settings.compute_type,
+        compute_type=settings.compute_type or ("float16" if device == "cuda" else "int8"),
         cpu_threads=settings.cpu_threads,
+        beam_size=settings.beam_size,
+        device=device,
         vad=settings.vad,
     )
+
+
+def asr_device(asked: str) -> Literal["cpu", "cuda"]:
+    """`auto` is CUDA when CTranslate2 sees a GPU, else CPU."""
+    if asked in ("cpu", "cuda"):
+        return "cuda" if asked == "cuda" else "cpu"
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
 def warm_up(asr: AsrOptions) -> None:

@@ -26,6 +26,7 @@ class AsrOptions(Model):
     compute_type: str = "int8"
     cpu_threads: int = 1
     beam_size: int = 1
+    device: Literal["cpu", "cuda"] = "cpu"
     vad: bool = True
 
 
@@ -106,6 +107,7 @@ class Word(Model):
     start: float
     end: float
     speaker: int
+    probability: float | None = Field(default=None, description="whisper's word probability")
 
 
 class TranscribeOut(Model):
@@ -113,6 +115,9 @@ class TranscribeOut(Model):
     words_key: str
     word_count: int
     speech_s: float = Field(default=0.0, description="audio left after VAD")
+    language: str | None = Field(default=None, description="transcribed in (detected if auto)")
+    language_probability: float | None = Field(default=None, description="of a detected one")
+    phantoms_dropped: int = Field(default=0, description="phantom phrases over silence removed")
 
 
 # --------------------------------------------------------------------------- whole meeting
@@ -159,6 +164,7 @@ class MergeOut(Model):
     crosstalk: bool = False
     crosstalk_removed: list[int] = []
     crosstalk_key: str | None = None
+    language: str | None = Field(default=None, description="dominant language of the tracks")
 
 
 class MixdownOut(Model):

@@ -13,6 +13,7 @@ from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
 from reflector_cli.execute import asr_options
+from reflector_cli.languages import check_model_language, resolve_language
 from reflector_cli.llm import default_backend_name
 from reflector_cli.store.repo import Store
 
@@ -42,16 +43,19 @@ def prepare_input(source: str, settings: Settings) -> m.PipelineInput:
             raise UserError(f"{source}: no such file or directory")
         if not path.is_dir():
             raise UserError(f"{source}: not a folder (expected one audio file per participant)")
-        scan_folder(path, include_screen_audio=settings.include_screen_audio)
+        scan = scan_folder(path, include_screen_audio=settings.include_screen_audio)
+        language = scan.language
         recording_id = recording_id_for_folder(path)
         kind, ref = "folder", str(path.resolve())
     else:
         from reflector_cli.sources.daily import prepare_daily
 
         recording_id, ref = prepare_daily(source, settings)
-        kind = "daily"
+        kind, language = "daily", None
     asr = asr_options(settings)
     preflight_model(asr)
+    asr = asr.model_copy(update={"language": resolve_language(settings, language)})
+    check_model_language(asr.model, asr.language)
     return m.PipelineInput(
         recording_id=recording_id,
         transcript_id=transcript_id_for(recording_id),
@@ -109,6 +113,7 @@ def result_view(store: Store, transcript_id: str) -> dict[str, Any]:
         "run_id": t["run_id"],
         "status": t["status"],
         "duration_s": t["duration_s"],
+        "language": t["language"],
         "title": t["title"],
         "short_summary": t["short_summary"],
         "long_summary": t["long_summary"],

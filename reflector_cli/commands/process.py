@@ -59,7 +59,10 @@ def process(
     ] = None,
     language: Annotated[
         str | None,
-        typer.Option(help="Spoken language code.", show_default="$REFLECTOR_LANGUAGE or en"),
+        typer.Option(
+            help="Spoken language code, or auto (detect per track).",
+            show_default="the manifest's, else $REFLECTOR_LANGUAGE, else en",
+        ),
     ] = None,
     llm: Annotated[
         str | None,
@@ -84,6 +87,14 @@ def process(
             help="Drop words a microphone picked up from another participant.",
             show_default="$REFLECTOR_CROSSTALK or on",
         ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto (CUDA if CTranslate2 sees a GPU), cpu, cuda ($REFLECTOR_DEVICE)."),
+    ] = None,
+    beam_size: Annotated[
+        int | None,
+        typer.Option(help="Whisper beam size, 1 = greedy (default 1; $REFLECTOR_BEAM_SIZE)."),
     ] = None,
     no_deliver: Annotated[
         bool, typer.Option("--no-deliver", help="Skip Zulip and webhook delivery.")
@@ -127,6 +138,8 @@ def process(
         llm=llm,
         compute_type=compute_type,
         cpu_threads=threads,
+        device=device,
+        beam_size=beam_size,
         workers=workers,
         crosstalk=None if crosstalk is None else crosstalk is OnOff.on,
     )

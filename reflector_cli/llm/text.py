@@ -12,7 +12,7 @@ def _wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-STOP_WORDS = _wordset(
+EN_STOP_WORDS = _wordset(
     """a about above actually after again against all almost also although always am among an
     and another any anybody anyone anything anyway are around as ask at away back be because
     been before being below between bit both but by can cannot come could did do does doing
@@ -30,13 +30,44 @@ STOP_WORDS = _wordset(
     whom whose why will wish with within without would yeah yep yes yet you your yours
     yourself"""
 )
+FR_STOP_WORDS = _wordset(
+    """au aux avec avoir bon bien ça car ce ceci cela celle celui ces cet cette chez comme
+    comment dans de des donc dont du elle elles en encore est et été être eu fait faire il ils
+    je la le les leur leurs lui ma mais me même mes moi mon ne ni non nos notre nous on ont ou
+    où oui par pas peu peut plus pour pourquoi quand que quel quelle quelles quels qui sa sans
+    se ses si son sont sous sur ta te tes toi ton tous tout toute toutes très tu un une vos
+    votre vous voilà alors aussi après avant bah ben euh oh voici déjà ici là était étaient
+    sera serait suis sommes êtes avons avez faut va vais vont aujourd'hui"""
+)
+DE_STOP_WORDS = _wordset(
+    """aber alle allem allen aller alles als also am an auch auf aus bei bin bis bist da damit
+    dann das dass dem den denn der des dich die dir doch dort du durch ein eine einem einen
+    einer eines er es etwas euch euer für gegen gibt hab habe haben hat hatte hier ich ihm ihn
+    ihr ihre im immer in ist ja jetzt kann kein keine können mal man mehr mein meine mich mir
+    mit muss nach nicht nichts noch nun nur ob oder ohne schon sehr sein seine sich sie sind so
+    soll über um und uns unser unter vom von vor war waren was weil wenn werden wie wir wird
+    wo wollen zu zum zur äh ähm also genau okay heute"""
+)
+ES_STOP_WORDS = _wordset(
+    """a al algo como con cual cuando de del desde donde el ella ellas ellos en entre era es
+    esa ese eso esta está están este esto estos fue ha hay la las le les lo los más me mi muy
+    nada ni no nos nosotros o otra otro para pero poco por porque que qué se ser si sí sin
+    sobre son su sus también tan te tengo tiene todo todos tu tú un una uno unos usted ustedes
+    vamos y ya yo bueno pues entonces hoy eh"""
+)
+# The offline backend is not told the meeting's language (a meeting may mix several), so a
+# stop word of any supported language is a stop word: English never decides alone.
+STOP_WORDS = EN_STOP_WORDS | FR_STOP_WORDS | DE_STOP_WORDS | ES_STOP_WORDS
+# French/Italian elisions ("l'équipe", "d'abord"): the term is what follows the apostrophe.
+ELISION = re.compile(r"^(?:l|d|j|qu|n|s|c|m|t)'(?=\w)")
 # Words that make a meeting title say nothing about this particular meeting.
 GENERIC_TITLE_WORDS = _wordset(
     "team meeting meetings discussion discussions untitled sync call weekly daily standup "
     "stand-up update updates chat general misc notes check-in checkin catch-up recap"
 )
 
-TOKEN = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)*")
+# Letters of any script (not just ASCII), so "préparons" stays one word.
+TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 FILLER = re.compile(
     r"^(?:(?:so|um+|uh+|okay|ok|yeah|yes|well|and|right|alright|oh|anyway|great|good|sure|fair"
     r"|fine|cool)[,.!]?\s+)+",
@@ -48,7 +79,7 @@ INNER_FILLER = re.compile(r"\b(?:um+|uh+)[,.]?\s+", re.I)
 def content_term(token: str) -> str | None:
     """Lower-cased content term, or None for stop words, contractions, numbers, tiny words."""
     t = token.lower().replace("’", "'")
-    t = t.removesuffix("'s")
+    t = ELISION.sub("", t.removesuffix("'s"))
     if "'" in t or len(t) < 3 or t.isdigit() or t in STOP_WORDS:
         return None
     return t

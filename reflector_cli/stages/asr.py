@@ -1,22 +1,54 @@
 """transcribe_track: faster-whisper on one padded track; every word carries the track's speaker.
 
-The model is loaded once per process and cached, so a pool worker or an engine worker pays
-the load cost once, not once per track.
+The track is read in bounded windows; VAD speech regions are decoded in groups, and a region a
+group decode left empty is decoded alone (see asr_audio). Decoding is deterministic: greedy or
+beam search at temperature 0 only. The model is loaded once per process and cached.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from reflector_cli.context import StageContext
 from reflector_cli.errors import ConfigError
 from reflector_cli.models import AsrOptions, TranscribeIn, TranscribeOut, Word
+from reflector_cli.stages.asr_audio import (
+    MAX_REGION_S,
+    RATE,
+    Span,
+    concat,
+    groups,
+    read_span,
+    speech_regions,
+)
+from reflector_cli.stages.asr_guard import is_phantom
 
 _load_lock = threading.Lock()
+
+# No temperature fallback: it samples, and CTranslate2's sampler is seeded once per thread
+# (`set_random_seed` cannot reseed a live worker), so fallback output differs run to run.
+# faster-whisper's guards stay on: no-speech + log-prob skip silent windows, and
+# hallucination_silence_threshold skips silence around a suspect segment.
+# (A tuple, not a dict, so the stage's code version hashes the values.)
+DECODE: tuple[tuple[str, Any], ...] = (
+    ("temperature", 0.0),
+    ("no_speech_threshold", 0.6),
+    ("log_prob_threshold", -1.0),
+    ("compression_ratio_threshold", 2.4),
+    ("hallucination_silence_threshold", 2.0),
+    ("condition_on_previous_text", False),
+    ("word_timestamps", True),
+    ("vad_filter", False),
+)
+# Seconds of speech the language of an `auto` track is detected on.
+DETECT_S = 30.0
 
 
 def _model_ref(asr: AsrOptions) -> str:
@@ -32,7 +64,7 @@ def _model_ref(asr: AsrOptions) -> str:
 
 
 @lru_cache(maxsize=2)
-def load_model(model: str, compute_type: str, cpu_threads: int) -> Any:
+def load_model(model: str, compute_type: str, cpu_threads: int, device: str = "cpu") -> Any:
     from faster_whisper import WhisperModel
 
     # Never reach for the hub: a name must already be cached locally.
@@ -40,7 +72,7 @@ def load_model(model: str, compute_type: str, cpu_threads: int) -> Any:
     with _load_lock:
         return WhisperModel(
             model,
-            device="cpu",
+            device=device,
             compute_type=compute_type,
             cpu_threads=cpu_threads,
             local_files_only=True,
@@ -49,36 +81,124 @@ def load_model(model: str, compute_type: str, cpu_threads: int) -> Any:
 
 def warm(asr: AsrOptions) -> None:
     """Load the model this process will transcribe with, ahead of the first track."""
-    load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
+    load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device)
+
+
+def _regions(path: Path, asr: AsrOptions, duration: float) -> tuple[list[Span], float]:
+    """Speech regions (VAD), or the whole track in MAX_REGION_S pieces; and the speech length."""
+    if asr.vad:
+        regions, _ = speech_regions(path)
+        return [Span(a, b) for a, b in regions], sum(b - a for a, b in regions)
+    steps = np.arange(0.0, max(duration, 0.0), MAX_REGION_S)
+    return [Span(a, min(a + MAX_REGION_S, duration)) for a in steps], duration
+
+
+def _detect(model: Any, path: Path, found: list[Span]) -> tuple[str | None, float | None]:
+    """Language and probability from the track's first DETECT_S seconds of speech."""
+    if not model.model.is_multilingual:
+        return "en", 1.0
+    parts: list[np.ndarray] = []
+    have = 0.0
+    for s in found:
+        if have >= DETECT_S:
+            break
+        parts.append(read_span(path, s.start, min(s.end, s.start + DETECT_S - have)))
+        have += parts[-1].size / RATE
+    if not parts:
+        return None, None
+    lang, prob, _ = model.detect_language(audio=np.concatenate(parts))
+    return lang, round(float(prob), 3)
+
+
+class _Decoded:
+    """Words of one decode at meeting time, which regions got any, and phantoms dropped."""
+
+    def __init__(self) -> None:
+        self.words: list[Word] = []
+        self.hit: set[int] = set()
+        self.dropped = 0
+
+
+def _decode(
+    model: Any, audio: np.ndarray, starts: list[float], group: list[Span], inp: TranscribeIn
+) -> _Decoded:
+    """Decode concatenated speech; each word goes back to the region its middle falls in."""
+    asr = inp.asr
+    options = dict(DECODE)
+    segments, _ = model.transcribe(audio, language=asr.language, beam_size=asr.beam_size, **options)
+    out = _Decoded()
+    for seg in segments:
+        seg_words = [w for w in seg.words or [] if w.word.strip()]
+        if is_phantom(seg.text, seg_words, audio):
+            out.dropped += 1
+            continue
+        for w in seg_words:
+            k = max(0, bisect.bisect_right(starts, (w.start + w.end) / 2) - 1)
+            span, shift = group[k], group[k].start - starts[k]
+            out.hit.add(k)
+            out.words.append(
+                Word(
+                    text=w.word.strip(),
+                    start=round(min(max(w.start + shift, span.start), span.end), 3),
+                    end=round(min(max(w.end + shift, span.start), span.end), 3),
+                    speaker=inp.padded.track,
+                    probability=round(float(w.probability), 3),
+                )
+            )
+    return out
+
+
+def _decode_group(model: Any, path: Path, group: list[Span], inp: TranscribeIn) -> _Decoded:
+    """The group's speech in one decode; a region left without words is decoded on its own
+    (a window judged silent or garbled must not take a sparse speaker's sentence with it)."""
+    audio, starts = concat(path, group)
+    got = _decode(model, audio, starts, group, inp)
+    del audio
+    if len(group) > 1:
+        for k, span in enumerate(group):
+            if k not in got.hit:
+                alone = _decode(model, read_span(path, span.start, span.end), [0.0], [span], inp)
+                got.words.extend(alone.words)
+                got.dropped += alone.dropped
+    got.words.sort(key=lambda w: w.start)
+    return got
 
 
 def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
     asr = inp.asr
-    model = load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads)
+    model = load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device)
     track = inp.padded.track
     words: list[Word] = []
+    dropped = 0
     with ctx.storage.local_path(inp.padded.key) as path:
-        segments, info = model.transcribe(
-            str(path),
-            language=asr.language or None,
-            beam_size=asr.beam_size,
-            word_timestamps=True,
-            vad_filter=asr.vad,
-            condition_on_previous_text=False,
-        )
-        total = float(info.duration or inp.padded.duration_s)
-        for seg in segments:
-            for w in seg.words or []:
-                text = w.word.strip()
-                if text:
-                    words.append(
-                        Word(text=text, start=round(w.start, 3), end=round(w.end, 3), speaker=track)
-                    )
-            ctx.progress(min(seg.end, total), total)
-    speech = float(getattr(info, "duration_after_vad", None) or info.duration or 0.0)
+        found, speech = _regions(path, asr, inp.padded.duration_s)
+        lang, prob = (asr.language, None) if asr.language != "auto" else _detect(model, path, found)
+        run = inp.model_copy(update={"asr": asr.model_copy(update={"language": lang or "en"})})
+        for group in groups([(s.start, s.end) for s in found]):
+            got = _decode_group(model, path, group, run)
+            words.extend(got.words)
+            dropped += got.dropped
+            ctx.progress(group[-1].end, inp.padded.duration_s)
     key = ctx.key(inp.recording_id, "words", f"track-{track}.json")
     ctx.storage.write_bytes(key, _words_json(words))
-    return TranscribeOut(track=track, words_key=key, word_count=len(words), speech_s=speech)
+    return TranscribeOut(
+        track=track,
+        words_key=key,
+        word_count=len(words),
+        speech_s=round(speech, 3),
+        language=lang,
+        language_probability=prob,
+        phantoms_dropped=dropped,
+    )
+
+
+def dominant_language(tracks: list[TranscribeOut]) -> str | None:
+    """The language most words were transcribed in (ties: the earliest track's)."""
+    counts: dict[str, int] = {}
+    for t in tracks:
+        if t.language:
+            counts[t.language] = counts.get(t.language, 0) + t.word_count
+    return max(counts, key=lambda k: counts[k]) if counts else None
 
 
 def _words_json(words: list[Word]) -> bytes:

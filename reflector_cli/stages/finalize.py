@@ -12,6 +12,13 @@ from reflector_cli.context import StageContext
 from reflector_cli.models import FinalDoc, FinalizeIn, FinalizeOut, TranscriptDoc
 
 
+def _language(inp: FinalizeIn) -> str:
+    asked = inp.pipeline.asr.language
+    if asked == "auto":
+        return inp.merge.language or "en"
+    return asked
+
+
 def finalize(inp: FinalizeIn, ctx: StageContext) -> FinalizeOut:
     transcript = TranscriptDoc.model_validate_json(ctx.storage.read_bytes(inp.merge.transcript_key))
     rec = inp.recording
@@ -24,7 +31,9 @@ def finalize(inp: FinalizeIn, ctx: StageContext) -> FinalizeOut:
         long_summary=inp.summary.long_summary,
         action_items=inp.summary.action_items,
         duration_s=round(duration, 3),
-        language=rec.language or inp.pipeline.asr.language,
+        # The run's language was resolved from flag > manifest > env before it started;
+        # "auto" becomes the language most words were transcribed in.
+        language=_language(inp),
         participants=inp.participants.participants,
         topics=inp.topics.topics,
         words=transcript.words,

@@ -15,7 +15,7 @@ from reflector_cli.models import (
     TranscriptDoc,
     Word,
 )
-from reflector_cli.stages.asr import read_words
+from reflector_cli.stages.asr import dominant_language, read_words
 from reflector_cli.stages.crosstalk import suppress
 from reflector_cli.stages.levels import Levels, envelope
 
@@ -77,6 +77,7 @@ def merge_transcripts(inp: MergeIn, ctx: StageContext) -> MergeOut:
         crosstalk=crosstalk is not None,
         crosstalk_removed=crosstalk[1] if crosstalk else [],
         crosstalk_key=crosstalk[2] if crosstalk else None,
+        language=dominant_language(tracks),
     )
 
 

@@ -152,9 +152,12 @@ class Store:
                 ],
             )
             self.conn.executemany(
-                'INSERT INTO words (transcript_id, idx, speaker, start, "end", text)'
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(tid, i, w.speaker, w.start, w.end, w.text) for i, w in enumerate(doc.words)],
+                'INSERT INTO words (transcript_id, idx, speaker, start, "end", text, probability)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (tid, i, w.speaker, w.start, w.end, w.text, w.probability)
+                    for i, w in enumerate(doc.words)
+                ],
             )
             self.conn.executemany(
                 "INSERT INTO topics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -205,7 +208,8 @@ class Store:
 
     def words(self, transcript_id: str) -> list[dict[str, Any]]:
         return self._all(
-            'SELECT speaker, start, "end", text FROM words WHERE transcript_id = ? ORDER BY idx',
+            'SELECT speaker, start, "end", text, probability FROM words'
+            " WHERE transcript_id = ? ORDER BY idx",
             (transcript_id,),
         )
 

@@ -92,6 +92,8 @@ def stage_view(row: dict[str, Any]) -> dict[str, Any]:
         "error": error,
         "detail": detail if isinstance(detail, str) and detail else None,
         "details": stage_details(row["stage"], _output(row)),
+        # The stage's own output (e.g. a track's detected language), for machines.
+        "output": json.loads(row["output"]) if row.get("output") else None,
         "started_at": row["started_at"],
         "ended_at": row["ended_at"],
         "reused": row["reused_from"] is not None,

@@ -162,7 +162,18 @@ def _m3_triggers(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_core, _m2_search, _m3_triggers]
+def _m4_word_probability(db: sqlite_utils.Database) -> None:
+    # Whisper's per-word probability (NULL for words stored before it was kept).
+    if "probability" not in db["words"].columns_dict:
+        db.execute("ALTER TABLE words ADD COLUMN probability REAL")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m1_core,
+    _m2_search,
+    _m3_triggers,
+    _m4_word_probability,
+]
 
 
 def writable(path: Path) -> bool:

@@ -22,6 +22,7 @@ PROCESS_KEYS = {
     "participants",
     "topics",
     "word_count",
+    "language",
 }
 GENERIC = {"meeting", "team meeting", "discussion", "untitled", "call"}
 
@@ -29,7 +30,7 @@ GENERIC = {"meeting", "team meeting", "discussion", "untitled", "call"}
 def test_process_json_contract(processed: tuple[Path, dict[str, Any]]) -> None:
     _, doc = processed
     assert set(doc) == PROCESS_KEYS
-    assert doc["status"] == "ended"
+    assert doc["status"] == "ended" and doc["language"] == "en"
     assert doc["run_id"].startswith("r-")
     manifest = json.loads((FIXTURE / "recording.json").read_text())
     names = [p["name"] for p in manifest["participants"]]
@@ -50,6 +51,7 @@ def test_process_json_contract(processed: tuple[Path, dict[str, Any]]) -> None:
 def test_words_land_at_the_right_time_and_speaker(processed: tuple[Path, dict[str, Any]]) -> None:
     data, doc = processed
     words = cli_json("export", doc["transcript_id"], "--format", "json", data_dir=data)["words"]
+    assert all(0 < w["probability"] <= 1 for w in words)  # whisper's, kept per word
     acc = accuracy(words, json.loads(TRUTH.read_text())["utterances"])
     assert acc["words_in_utterances"] >= 0.9
     assert acc["speaker_accuracy"] >= 0.98
@@ -92,6 +94,7 @@ def test_runs_show_lists_every_stage_and_track(processed: tuple[Path, dict[str, 
             "ended_at",
             "reused",
             "details",
+            "output",
         }
         # Delivery is not configured here: its rows say so instead of claiming `done`.
         expected = "skipped" if s["stage"] in ("post_zulip", "send_webhook") else "done"
@@ -116,7 +119,7 @@ def test_every_export_format_uses_speaker_names(processed: tuple[Path, dict[str,
     exported = cli_json("export", doc["transcript_id"], "--format", "json", data_dir=data)
     assert {k: exported[k] for k in PROCESS_KEYS} == doc
     assert len(exported["words"]) == doc["word_count"]
-    assert set(exported["words"][0]) == {"speaker", "start", "end", "text"}
+    assert set(exported["words"][0]) == {"speaker", "start", "end", "text", "probability"}
 
 
 def test_show_finds_transcript_by_recording_and_run(processed: tuple[Path, dict[str, Any]]) -> None:
