@@ -18,6 +18,7 @@ from reflector_cli.commands.base import (
     settings_from,
 )
 from reflector_cli.errors import UserError
+from reflector_cli.runstate import reap_interrupted
 
 # --------------------------------------------------------------------------- runs
 
@@ -35,7 +36,9 @@ def runs_list(
     """List recent runs (newest first)."""
     if ctx.invoked_subcommand:
         return
-    store = open_store(settings_from(data_dir=data_dir))
+    settings = settings_from(data_dir=data_dir)
+    store = open_store(settings)
+    reap_interrupted(store, settings)  # a killed run's process is gone: say so, not "running"
     if comparisons:
         _list_comparisons(store, limit, as_json)
         return
@@ -113,6 +116,8 @@ def runs_show(
     run = store.run(run_id)
     if run is None:
         raise UserError(f"{run_id}: no such run")
+    if reap_interrupted(store, settings, str(run["recording_id"])):
+        run = store.run(run["id"]) or run
     if run["provider"] == "hatchet" and run["status"] in ("submitted", "running"):
         from reflector_cli.providers.hatchet import sync_run
 

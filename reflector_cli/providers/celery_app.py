@@ -326,7 +326,7 @@ class CeleryProvider(LocalProvider):
             self.close()
         return st.outcome()
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
         try:
             self._drain_events()
             self._client.delete(self._key)
