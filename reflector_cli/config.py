@@ -116,6 +116,12 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias=AliasChoices("retry_backoff_s", "REFLECTOR_RETRY_BACKOFF"),
     )
+    # Hatchet: how long a submitter waits for a worker of its namespace before giving up.
+    wait_for_worker_s: float = Field(
+        default=600.0,
+        ge=0,
+        validation_alias=AliasChoices("wait_for_worker_s", "REFLECTOR_WAIT_FOR_WORKER"),
+    )
     # Per-stage timeout overrides, "stage=seconds[,stage=seconds]" (e.g. to test timeouts).
     stage_timeouts: str | None = Field(
         default=None,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing as mp
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing import context as mp_context
 from types import FrameType
 
 PR_SET_PDEATHSIG = 1
@@ -106,9 +108,9 @@ def bind_from_env() -> None:
     watch_parent(int(raw), signal.SIGTERM)
 
 
-def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child command that must not outlive this process."""
-    return {**(os.environ if env is None else env), PARENT_ENV: str(os.getpid())}
+def bind_children() -> None:
+    """Every `reflector` command this process starts from now on stops when it ends."""
+    os.environ[PARENT_ENV] = str(os.getpid())
 
 
 @contextlib.contextmanager
@@ -125,3 +127,20 @@ def deferred_stop_signals() -> Iterator[None]:
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+
+
+class _BoundProcess(mp_context.SpawnProcess):
+    """A spawned child that ends with its parent (see bind_to_parent)."""
+
+    def run(self) -> None:
+        parent = mp.parent_process()
+        if parent is not None and parent.pid is not None:
+            bind_to_parent(parent.pid)
+        super().run()
+
+
+class BoundSpawnContext(mp_context.SpawnContext):
+    """A multiprocessing "spawn" context whose processes die with the one that started them,
+    for libraries that start their own children (the Hatchet worker's listener)."""
+
+    Process = _BoundProcess

@@ -60,6 +60,15 @@ def process(
             help="Hatchet only: submit and print the run id; `reflector runs show RUN` follows it.",
         ),
     ] = False,
+    wait_for_worker: Annotated[
+        float | None,
+        typer.Option(
+            "--wait-for-worker",
+            metavar="SECONDS",
+            help="Hatchet: wait this long for a worker of the namespace to appear "
+            "[default: $REFLECTOR_WAIT_FOR_WORKER or 600].",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -82,6 +91,7 @@ def process(
         compute_type=compute_type,
         cpu_threads=threads,
         workers=workers,
+        wait_for_worker_s=wait_for_worker,
     )
     if dry_run:
         from reflector_cli.plan import dry_run_plan

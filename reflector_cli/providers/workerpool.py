@@ -6,12 +6,15 @@ without breaking the others, and every worker dies with the process that started
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import contextlib
 import os
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
 from reflector_cli import lifeline
@@ -48,10 +51,14 @@ class Outbox:
             self.conn.send(msg)
 
 
-def _serve(conn: Any, parent_pid: int, init: Callable[..., None], init_args: tuple) -> None:
-    """A worker's main loop: run each task it receives, answer with its result or error."""
+def child_main() -> None:
+    """A worker's entry point (argv: pipe fd, parent pid): bind to the parent before anything
+    else, then run each task received and answer with its result or its error."""
+    fd, parent_pid = int(sys.argv[1]), int(sys.argv[2])
     lifeline.bind_to_parent(parent_pid)
+    conn = Connection(fd)
     outbox = Outbox(conn)
+    init, init_args = conn.recv()
     init(outbox, *init_args)
     from reflector_cli.runlog import short_error
 
@@ -67,18 +74,34 @@ def _serve(conn: Any, parent_pid: int, init: Callable[..., None], init_args: tup
         outbox.send(reply)
 
 
+# A plain interpreter, not multiprocessing's spawn: no re-import of the CLI's __main__ and no
+# resource tracker, so the window before the child asks for its parent-death signal is tiny.
+_BOOT = "from reflector_cli.providers.workerpool import child_main; child_main()"
+
+
 class _Worker:
     def __init__(self, pool: WorkerPool) -> None:
-        self.conn, child = pool.ctx.Pipe()
-        self.proc = pool.ctx.Process(
-            target=_serve,
-            args=(child, os.getpid(), pool.init, pool.init_args),
-            daemon=True,
-            name="reflector-stage-worker",
+        self.conn, child = Pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, str(child.fileno()), str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=2,  # stdout is the command's (--json document), never a worker's
+            pass_fds=(child.fileno(),),
         )
-        self.proc.start()
         child.close()
+        self.conn.send((pool.init, pool.init_args))
         self.killed: str | None = None  # why the scheduler killed it (e.g. a timeout)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+
+    def join(self, timeout: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=timeout)
 
 
 class WorkerPool:
@@ -88,10 +111,7 @@ class WorkerPool:
     in `events` here, before the reply of the task that sent it.
     """
 
-    def __init__(
-        self, size: int, init: Callable[..., None], init_args: tuple = (), ctx: Any = None
-    ) -> None:
-        self.ctx = ctx or mp.get_context("spawn")
+    def __init__(self, size: int, init: Callable[..., None], init_args: tuple = ()) -> None:
         self.init, self.init_args = init, init_args
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._tasks: queue.SimpleQueue[tuple[Future[Any], Task] | None] = queue.SimpleQueue()
@@ -118,7 +138,7 @@ class WorkerPool:
             if worker is None:
                 return False
             worker.killed = reason
-            worker.proc.kill()
+            worker.kill()
             return True
 
     def _feed(self) -> None:
@@ -132,16 +152,16 @@ class WorkerPool:
                 if self._closed:
                     fut.set_exception(WorkerDied("pool closed"))
                     continue
-                if worker is None or not worker.proc.is_alive():
+                if worker is None or not worker.alive():
                     worker = _Worker(self)
                     self._workers.append(worker)
                 self._running[fut] = worker
             try:
                 worker.conn.send(task)
                 kind, value = self._reply(worker)
-            except (EOFError, OSError, BrokenPipeError):
-                worker.proc.join(timeout=5)
-                why = worker.killed or f"worker exited with code {worker.proc.exitcode}"
+            except (EOFError, OSError):
+                worker.join(timeout=5)
+                why = worker.killed or f"worker exited with code {worker.proc.returncode}"
                 fut.set_exception(WorkerDied(why))
                 worker = None
                 continue
@@ -154,7 +174,7 @@ class WorkerPool:
                 fut.set_exception(RemoteError(*value))
         if worker is not None:
             worker.conn.close()
-            worker.proc.join(timeout=5)
+            worker.join(timeout=5)
 
     def _reply(self, worker: _Worker) -> tuple[str, Any]:
         while True:
@@ -178,11 +198,10 @@ class WorkerPool:
         if kill:
             for w in workers:
                 w.killed = "interrupted"
-                if w.proc.is_alive():
-                    w.proc.kill()
+                w.kill()
         for _ in self._threads:
             self._tasks.put(None)
         for t in self._threads:
             t.join(timeout=None if not kill else 5)
         for w in workers:
-            w.proc.join(timeout=5)
+            w.join(timeout=5)
