@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import multiprocessing as mp
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from multiprocessing import context as mp_context
 from types import FrameType
 
 PR_SET_PDEATHSIG = 1
@@ -129,18 +127,20 @@ def deferred_stop_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-class _BoundProcess(mp_context.SpawnProcess):
-    """A spawned child that ends with its parent (see bind_to_parent)."""
-
-    def run(self) -> None:
-        parent = mp.parent_process()
-        if parent is not None and parent.pid is not None:
-            bind_to_parent(parent.pid)
-        super().run()
+# Set by a process whose library spawns its own children (the Hatchet worker's listener):
+# those children bind to it as soon as they import this package (see bind_if_spawned).
+SPAWNED_ENV = "REFLECTOR_SPAWNED_BY"
 
 
-class BoundSpawnContext(mp_context.SpawnContext):
-    """A multiprocessing "spawn" context whose processes die with the one that started them,
-    for libraries that start their own children (the Hatchet worker's listener)."""
+def bind_spawned_children() -> None:
+    """Children multiprocessing spawns from now on end with this process."""
+    os.environ[SPAWNED_ENV] = str(os.getpid())
 
-    Process = _BoundProcess
+
+def bind_if_spawned() -> None:
+    """In a multiprocessing child of a process that asked for it: bind to that parent now,
+    before the (slow) unpickling of the child's target, so no start-up window is left."""
+    want = os.environ.get(SPAWNED_ENV, "")
+    # orig_argv: multiprocessing replaces sys.argv with the parent's before importing us.
+    if want.isdigit() and "--multiprocessing-fork" in getattr(sys, "orig_argv", sys.argv):
+        bind_to_parent(int(want))

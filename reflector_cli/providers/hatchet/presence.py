@@ -39,8 +39,7 @@ def start_worker(
         worker = hatchet.worker(
             name, slots=slots, workflows=workflows, labels={STORAGE_LABEL: storage_id(s)}
         )
-    # The SDK spawns its listener from this context; ours binds the child to this process.
-    worker._ctx = lifeline.BoundSpawnContext()  # noqa: SLF001 - no public hook for it
+    lifeline.bind_spawned_children()  # the SDK's listener process ends with this one
     signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM))
     worker.start()
 
