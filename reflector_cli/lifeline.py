@@ -13,8 +13,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 WATCH_INTERVAL_S = 0.25
@@ -125,6 +126,29 @@ def deferred_stop_signals() -> Iterator[None]:
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+
+
+def bounded_stop(handler: Any) -> Callable[[int, FrameType | None], None]:
+    """A signal handler that starts `handler`'s graceful shutdown (a library's own) and ends
+    the process STOP_GRACE_S later if that is still going: a stopped worker's children must be
+    gone within seconds; work it abandons is retried by its engine or broker."""
+    started = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not started.is_set():
+            started.set()
+            threading.Thread(target=_exit_later, args=(signum,), daemon=True).start()
+        if callable(handler):
+            handler(signum, frame)
+
+    return stop
+
+
+def _exit_later(signum: int) -> None:
+    time.sleep(STOP_GRACE_S)
+    sys.stderr.write(f"still stopping after {STOP_GRACE_S:g} s: exiting now\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
 
 
 # Set by a process whose library spawns its own children (the Hatchet worker's listener):

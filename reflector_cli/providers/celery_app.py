@@ -191,12 +191,15 @@ def _warm_model(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _hup_stops(**_: Any) -> None:
-    """SIGHUP stops the worker as SIGTERM does (Celery's own SIGHUP re-executes it)."""
+def _bounded_stop(**_: Any) -> None:
+    """SIGTERM and SIGHUP start Celery's warm shutdown, bounded in time (lifeline.bounded_stop;
+    acks_late tasks it abandons are redelivered). Celery's own SIGHUP would re-exec it."""
+    warm = signal.getsignal(signal.SIGTERM)
     try:
-        signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM))
-    except ValueError:  # not the main thread: keep Celery's default
-        log.warning("SIGHUP keeps Celery's default (restart)")
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lifeline.bounded_stop(warm))
+    except ValueError:  # not the main thread: keep Celery's defaults
+        log.warning("stop signals keep Celery's defaults")
 
 
 def run_worker(settings: Settings, concurrency: int) -> None:

@@ -47,7 +47,7 @@ def _stop_and_check(proc: subprocess.Popen[bytes], marker: Path, sig: int) -> No
         proc.kill()
     proc.wait(timeout=30)
     assert left == [], f"{signal.Signals(sig).name}: {left} left after {waited:.1f} s"
-    print(f"{signal.Signals(sig).name}: {len(children)} children gone in {waited:.2f} s")
+    print(f"{signal.Signals(sig).name}: worker and {len(children)} children gone in {waited:.2f} s")
 
 
 @pytest.mark.hatchet

@@ -32,15 +32,17 @@ def storage_id(settings: Settings) -> str:
 def start_worker(
     hatchet: Hatchet, name: str, slots: int, workflows: list[Any], s: Settings
 ) -> None:
-    """Start a worker announcing its storage (blocks). Its listener child dies with it, and
-    SIGHUP stops it as SIGTERM does (the SDK handles SIGINT/SIGTERM itself)."""
+    """Start a worker announcing its storage (blocks). Its listener child dies with it; SIGTERM,
+    SIGINT and SIGHUP start the SDK's graceful stop, bounded in time (lifeline.bounded_stop)."""
     with warnings.catch_warnings():  # dict labels: the only form Worker() accepts in this SDK
         warnings.simplefilter("ignore", DeprecationWarning)
         worker = hatchet.worker(
             name, slots=slots, workflows=workflows, labels={STORAGE_LABEL: storage_id(s)}
         )
     lifeline.bind_spawned_children()  # the SDK's listener process ends with this one
-    signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM))
+    graceful = signal.getsignal(signal.SIGTERM)  # the SDK's: pause, drain, stop the listener
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lifeline.bounded_stop(graceful))
     worker.start()
 
 
