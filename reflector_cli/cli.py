@@ -7,6 +7,7 @@ Commands live in `reflector_cli/commands/`, one module per group; importing them
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -27,6 +28,10 @@ def _fail(message: str) -> None:
         Text.assemble(("error: ", "bold red"), one_line(message)), soft_wrap=True, highlight=False
     )
     sys.exit(1)
+
+
+# SQLite's words for a write the disk refused: SQLITE_FULL, or SQLITE_IOERR for EFBIG/EIO.
+_DISK = re.compile(r"disk is full|disk I/O error")
 
 
 def _interrupted(signum: int) -> None:
@@ -59,8 +64,11 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
         if os.environ.get("REFLECTOR_DEBUG"):
             raise
-        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
-            _fail(f"database: {exc}: free some space, then run the same command to resume")
+        if isinstance(exc, sqlite3.OperationalError) and _DISK.search(str(exc)):
+            _fail(
+                f"database: {exc} (disk full?): free some space, then run the same command "
+                "to resume; finished stages are kept"
+            )
         _fail(f"unexpected {type(exc).__name__}: {exc} (set REFLECTOR_DEBUG=1 for a traceback)")
 
 

@@ -35,8 +35,13 @@ def show(
     """Show a stored transcript: title, summary, topics, participants."""
     from reflector_cli.pipeline import result_view
 
-    store = open_store(settings_from(data_dir=data_dir))
+    from reflector_cli.runstate import reap_interrupted
+
+    settings = settings_from(data_dir=data_dir)
+    store = open_store(settings)
     row = find_transcript(store, ident)
+    if row["status"] == "processing" and reap_interrupted(store, settings, row["recording_id"]):
+        row = find_transcript(store, row["id"])  # its run was killed: no longer "processing"
     view = result_view(store, row["id"])
     view |= {
         "recording_id": row["recording_id"],

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import random
+import resource
 import signal
 import socket
 import sqlite3
@@ -227,3 +228,28 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
+
+
+def test_a_refused_database_write_is_one_line_and_the_run_is_not_left_running(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    proc = _start(data)
+    done = "SELECT 1 FROM stage_runs WHERE stage = 'get_recording' AND status = 'done'"
+    _wait_for_row(data, done, proc)
+    # A file-size limit just above the database's current size: SQLite's next growth is
+    # refused by the kernel, as on a full disk (a real refusal, not a patched function).
+    db = data / "reflector.sqlite3"
+    grown = max(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
+    resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (grown + 1001, grown + 1001))
+    _, err = proc.communicate(timeout=300)
+    lines = [ln for ln in err.decode().splitlines() if ln.strip()]
+    assert proc.returncode == 1, lines
+    assert lines[-1].startswith("error: database: ") and "free some space" in lines[-1], lines
+    assert "Traceback" not in err.decode() and "unexpected" not in lines[-1]
+    run = cli_json("runs", data_dir=data)[0]
+    assert run["status"] in ("interrupted", "error"), run
+    shown = cli_json("show", run["transcript_id"], data_dir=data)
+    assert shown["status"] != "processing"
+    assert _db_rows(data, "PRAGMA integrity_check") == [("ok",)]
+    assert cli_json("process", str(FIXTURE), data_dir=data)["status"] == "ended"
