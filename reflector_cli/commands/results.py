@@ -34,7 +34,6 @@ def show(
 ) -> None:
     """Show a stored transcript: title, summary, topics, participants."""
     from reflector_cli.pipeline import result_view
-
     from reflector_cli.runstate import reap_interrupted
 
     settings = settings_from(data_dir=data_dir)
