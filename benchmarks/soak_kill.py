@@ -32,7 +32,8 @@ GONE_S = 5.0
 
 def _cmd(recording: Path, data: Path) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "REFLECTOR_DATA_DIR": str(data), "REFLECTOR_RETRY_BACKOFF": "0"}
-    return [sys.executable, "-m", "reflector_cli.cli", "process", str(recording), "--json"], env
+    cmd = [sys.executable, "-X", "faulthandler", "-m", "reflector_cli.cli", "process"]
+    return [*cmd, str(recording), "--json"], env
 
 
 def run_to_end(recording: Path, data: Path) -> dict[str, Any]:
@@ -74,8 +75,9 @@ def kill_once(recording: Path, data: Path, sig: int, after_s: float) -> dict[str
         hung = False
     except subprocess.TimeoutExpired:  # a reader of its output would have hung
         hung = True
-        proc.kill()
-        proc.communicate()
+        proc.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack on stderr
+        _, err = proc.communicate()
+        print(f"hung after {signal.Signals(sig).name}; its stacks:\n{err.decode()[-4000:]}")
     output_s = time.monotonic() - t0
     left, gone_s = gone_within(data, GONE_S)
     return {

@@ -12,12 +12,15 @@ import signal
 import sqlite3
 import sys
 
-from rich.text import Text
-
-import reflector_cli.commands  # noqa: F401  (registers every command)
 from reflector_cli import lifeline
-from reflector_cli.commands.base import app, err
-from reflector_cli.errors import ReflectorError, one_line
+
+lifeline.exit_on_stop_signals()  # until main() takes over (see there)
+
+from rich.text import Text  # noqa: E402 - after the handlers: importing takes seconds
+
+import reflector_cli.commands  # noqa: E402, F401  (registers every command)
+from reflector_cli.commands.base import app, err  # noqa: E402
+from reflector_cli.errors import ReflectorError, one_line  # noqa: E402
 
 # --------------------------------------------------------------------------- entry point
 

@@ -43,6 +43,20 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def _exit_now(signum: int, _frame: FrameType | None) -> None:
+    os._exit(128 + signum)
+
+
+def exit_on_stop_signals() -> None:
+    """While the CLI is still importing (nothing started, nothing to record), a stop signal
+    ends the process at once: an exception inside a half-imported C extension can hang the
+    interpreter's exit. Not in multiprocessing children, whose libraries set their own."""
+    if "--multiprocessing-fork" in getattr(sys, "orig_argv", sys.argv):
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_now)
+
+
 def handle_stop_signals() -> None:
     """SIGINT, SIGTERM and SIGHUP raise Interrupted in the main thread (call from there)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
