@@ -21,6 +21,7 @@ import httpx
 
 from benchmarks.proctable import belonging, gone_within
 from tests.cli.conftest import FIXTURE, REFLECTOR, ROOT, cli_json
+from tests.sources.daily_fake import free_port
 
 GONE_S = 5.0
 
@@ -165,7 +166,7 @@ def test_serve_killed_takes_the_runs_it_started_with_it(tmp_path: Path) -> None:
 
     data, daily = tmp_path / "data", _Silent()
     secret = base64.b64encode(b"lifetime-secret-0123456789abcdef").decode()
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "REFLECTOR_DATA_DIR": str(data),
@@ -210,12 +211,6 @@ def test_serve_killed_takes_the_runs_it_started_with_it(tmp_path: Path) -> None:
             proc.kill()
         log.close()
         daily.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:

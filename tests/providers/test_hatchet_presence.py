@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,16 @@ def _submitter(meeting: Path, data: Path, *extra: str, log: Path) -> subprocess.
     cmd += ["--provider", "hatchet", "--data-dir", str(data), *extra]
     with open(log, "wb") as err:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+
+
+def _latest(data: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The newest run in `data` and its transcript."""
+    store = Store(data / "reflector.sqlite3")
+    try:
+        run = store.runs(1)[0]
+        return run, store.transcript(run["transcript_id"])
+    finally:
+        store.close()
 
 
 def _wait_for_line(log: Path, text: str, proc: subprocess.Popen[bytes]) -> float:
@@ -73,12 +84,7 @@ def test_worker_and_submitter_on_different_data_dirs_is_one_line_naming_both(
     assert len(lines) == 1, lines
     assert str(theirs.resolve()) in lines[0] and str(mine.resolve()) in lines[0]
     assert "REFLECTOR_DATA_DIR" in lines[0] and "Traceback" not in lines[0]
-    store = Store(mine / "reflector.sqlite3")
-    try:
-        run = store.runs(1)[0]
-        transcript = store.transcript(run["transcript_id"])
-    finally:
-        store.close()
+    run, transcript = _latest(mine)
     assert run["status"] == "error" and run["engine_run_id"] is None, "nothing was submitted"
     assert transcript is not None and transcript["status"] != "processing"
 
@@ -116,11 +122,6 @@ def test_waiting_submitter_stopped_by_sigterm_marks_its_run_interrupted(
     os.kill(proc.pid, signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, log.read_text()
-    store = Store(data / "reflector.sqlite3")
-    try:
-        run = store.runs(1)[0]
-        transcript = store.transcript(run["transcript_id"])
-    finally:
-        store.close()
+    run, transcript = _latest(data)
     assert run["status"] == "interrupted"
     assert transcript is not None and transcript["status"] == "idle"

@@ -50,6 +50,16 @@ def _stop_and_check(proc: subprocess.Popen[bytes], marker: Path, sig: int) -> No
     print(f"{signal.Signals(sig).name}: worker and {len(children)} children gone in {waited:.2f} s")
 
 
+def _start_then_stop(
+    args: list[str], env: dict[str, str], ready: str, sig: int, tmp_path: Path
+) -> None:
+    """Start `reflector worker ARGS`, wait for its `ready` line, signal it, check the table."""
+    log = tmp_path / "worker.log"
+    proc = _worker(args, env, log)
+    _wait_for(log, ready, proc)
+    _stop_and_check(proc, Path(env["REFLECTOR_DATA_DIR"]), sig)
+
+
 @pytest.mark.hatchet
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
 def test_hatchet_worker_children_end_with_it(
@@ -62,10 +72,7 @@ def test_hatchet_worker_children_end_with_it(
         "HATCHET_CLIENT_WORKER_HEALTHCHECK_ENABLED": "true",
         "HATCHET_CLIENT_WORKER_HEALTHCHECK_PORT": str(free_port()),
     }
-    log = tmp_path / "worker.log"
-    proc = _worker(["hatchet", "--slots", "1"], env, log)
-    _wait_for(log, "started, waiting for tasks", proc)
-    _stop_and_check(proc, data, sig)
+    _start_then_stop(["hatchet", "--slots", "1"], env, "started, waiting for tasks", sig, tmp_path)
 
 
 @pytest.fixture
@@ -82,9 +89,5 @@ def redis_urls(tmp_path: Path) -> Iterator[dict[str, str]]:
 def test_celery_worker_children_end_with_it(
     tmp_path: Path, redis_urls: dict[str, str], sig: int
 ) -> None:
-    data = tmp_path / "data"
-    log = tmp_path / "worker.log"
-    env = {**redis_urls, "REFLECTOR_DATA_DIR": str(data)}
-    proc = _worker(["celery", "--concurrency", "2"], env, log)
-    _wait_for(log, " ready.", proc)
-    _stop_and_check(proc, data, sig)
+    env = {**redis_urls, "REFLECTOR_DATA_DIR": str(tmp_path / "data")}
+    _start_then_stop(["celery", "--concurrency", "2"], env, " ready.", sig, tmp_path)
