@@ -230,7 +230,10 @@ def _conclude(
         # Ctrl-C, SIGTERM, SIGHUP: finished stages stay; the same command resumes.
         with lifeline.deferred_stop_signals():
             run = store.run(run_id) or {"id": run_id}
-            mark_interrupted(store, run, f"stopped by {exc or 'SIGINT'}")
+            # An engine run goes on without its submitter: left "running", the same command
+            # follows it again (see _engine_run_to_follow).
+            if not run.get("engine_run_id"):
+                mark_interrupted(store, run, f"stopped by {exc or 'SIGINT'}")
         raise
     except BaseException as exc:
         # Not a stage failure (those are outcomes): record it so the run isn't left "running".
