@@ -19,18 +19,21 @@ lifeline.exit_on_stop_signals()  # until main() takes over (see there)
 from rich.text import Text  # noqa: E402 - after the handlers: importing takes seconds
 
 import reflector_cli.commands  # noqa: E402, F401  (registers every command)
-from reflector_cli.commands.base import app, err  # noqa: E402
+from reflector_cli.commands.base import app, emit_json, err, json_error, wants_json  # noqa: E402
 from reflector_cli.errors import ReflectorError, one_line  # noqa: E402
 
 # --------------------------------------------------------------------------- entry point
 
 
-def _fail(message: str) -> None:
-    """One line on stderr, exit 1: never a traceback for a problem the user can fix."""
+def _fail(message: str, exit_code: int = 1) -> None:
+    """One line on stderr (and, under --json, the error document on stdout), exit 1: never a
+    traceback for a problem the user can fix."""
+    if wants_json(sys.argv[1:]):
+        emit_json(json_error(one_line(message), exit_code))
     err.print(
         Text.assemble(("error: ", "bold red"), one_line(message)), soft_wrap=True, highlight=False
     )
-    sys.exit(1)
+    sys.exit(exit_code)
 
 
 # SQLite's words for a write the disk refused: SQLITE_FULL, or SQLITE_IOERR for EFBIG/EIO.

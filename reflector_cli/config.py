@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias=AliasChoices("workers", "REFLECTOR_WORKERS"),
     )
+    crosstalk: bool = Field(
+        default=True, validation_alias=AliasChoices("crosstalk", "REFLECTOR_CROSSTALK")
+    )
     include_screen_audio: bool = Field(
         default=False,
         validation_alias=AliasChoices("include_screen_audio", "REFLECTOR_INCLUDE_SCREEN_AUDIO"),
@@ -197,6 +200,10 @@ class Settings(BaseSettings):
     daily_webhook_secret: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("daily_webhook_secret", "DAILY_WEBHOOK_SECRET"),
+    )
+    # Protects the events WebSocket (Bearer header or ?access_token=); unset: endpoint closed.
+    api_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("api_token", "REFLECTOR_API_TOKEN")
     )
     serve_host: str = Field(
         default="127.0.0.1", validation_alias=AliasChoices("serve_host", "REFLECTOR_HOST")

@@ -142,9 +142,16 @@ STAGES: tuple[Stage, ...] = (
         "reflector_cli.stages.transcript:merge_transcripts",
         m.MergeIn,
         m.MergeOut,
-        ("transcribe_track",),
-        lambda p, o, t: m.MergeIn(recording_id=_rid(p), tracks=list(o["transcribe_track"])),
+        ("transcribe_track", "pad_track"),
+        lambda p, o, t: m.MergeIn(
+            recording_id=_rid(p),
+            tracks=list(o["transcribe_track"]),
+            padded=list(o["pad_track"]),
+            crosstalk=p.crosstalk,
+        ),
         priority=2,
+        # Crosstalk suppression reads every padded track's level envelope (FLAC decode).
+        timeout_per_audio_min_s=2,
         light=True,
         on_output="reflector_cli.pipeline:emit_transcript",
     ),

@@ -15,15 +15,13 @@ def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str,
 
 
 def check_model(settings: Settings) -> dict[str, Any]:
-    path = Path(settings.model).expanduser()
-    if path.is_dir() and (path / "model.bin").is_file():
-        return _check("whisper model", True, str(path))
-    return _check(
-        "whisper model",
-        False,
-        f"{settings.model}: not a CTranslate2 model directory "
-        "(set REFLECTOR_MODEL or --model to a local path)",
-    )
+    from reflector_cli.errors import ConfigError
+    from reflector_cli.whisper_models import resolve_model
+
+    try:
+        return _check("whisper model", True, str(resolve_model(settings.model)))
+    except ConfigError as exc:
+        return _check("whisper model", False, f"{exc} (or set REFLECTOR_MODEL)")
 
 
 def check_audio() -> dict[str, Any]:
@@ -87,6 +85,19 @@ def check_llm(settings: Settings) -> dict[str, Any]:
     return _check("llm", key, f"{settings.llm}" + ("" if key else ": API key not set"))
 
 
+def check_api_token(settings: Settings) -> dict[str, Any]:
+    """Whether `serve` can open its events WebSocket; never the token itself."""
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    if token:
+        return _check("api token", True, "REFLECTOR_API_TOKEN is set")
+    return _check(
+        "api token",
+        False,
+        "REFLECTOR_API_TOKEN is not set: `serve` keeps the events WebSocket closed",
+        required=False,
+    )
+
+
 def run_checks(settings: Settings) -> list[dict[str, Any]]:
     return [
         check_model(settings),
@@ -95,6 +106,7 @@ def run_checks(settings: Settings) -> list[dict[str, Any]]:
         check_database(settings),
         check_provider(settings),
         check_llm(settings),
+        check_api_token(settings),
         *_hatchet_checks(settings),
     ]
 

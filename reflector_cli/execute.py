@@ -14,12 +14,14 @@ from reflector_cli.context import EmitFn, StageContext, _drop
 from reflector_cli.dag import stage
 from reflector_cli.models import AsrOptions
 from reflector_cli.storage import open_storage
+from reflector_cli.whisper_models import resolve_model
 
 
 def asr_options(settings: Settings) -> AsrOptions:
-    """The transcription options a run (or a worker warming up) gets from settings."""
+    """The transcription options a run (or a worker warming up) gets from settings; a model
+    name resolves here, once, to the local directory every worker then loads."""
     return AsrOptions(
-        model=settings.model,
+        model=str(resolve_model(settings.model)),
         language=settings.language,
         compute_type=settings.compute_type,
         cpu_threads=settings.cpu_threads,

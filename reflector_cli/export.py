@@ -1,4 +1,4 @@
-"""Render a FinalDoc as plain text, SubRip, WebVTT or Markdown, always with speaker names.
+"""Render a FinalDoc as plain text, SubRip, WebVTT, TSV or Markdown, always with speaker names.
 
 Pure functions of the document: no storage, database or CLI access.
 """
@@ -66,6 +66,11 @@ def _turns(words: list[Word], max_gap: float = TURN_GAP_S) -> list[list[Word]]:
         else:
             turns.append([w])
     return turns
+
+
+def turns(doc: FinalDoc) -> list[list[Word]]:
+    """The document's speaker turns, in time order (what txt, md and html print)."""
+    return _turns(_words(doc))
 
 
 def _duration(doc: FinalDoc) -> float:
@@ -175,6 +180,20 @@ def to_vtt(doc: FinalDoc) -> str:
     return "\n".join(blocks)
 
 
+def _tsv_cell(text: str) -> str:
+    return _clean(text.replace("\t", " "))
+
+
+def to_tsv(doc: FinalDoc) -> str:
+    """whisper's TSV plus a speaker column: `start<TAB>end<TAB>speaker<TAB>text`, integer ms."""
+    rows = ["start\tend\tspeaker\ttext"]
+    rows += [
+        f"{round(c.start * 1000)}\t{round(c.end * 1000)}\t{_tsv_cell(c.name)}\t{_tsv_cell(c.text)}"
+        for c in cues(doc)
+    ]
+    return "".join(r + "\n" for r in rows)
+
+
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
 _HEADING = re.compile(r"^(#{1,6})(\s)")
 
@@ -196,6 +215,66 @@ def _demote_headings(markdown: str, levels: int = 2) -> str:
             line = "#" * depth + line[len(m.group(1)) :]
         out.append(line)
     return "\n".join(out)
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences(text: str) -> list[str]:
+    return [x for x in _SENTENCE.split(_clean(text)) if x]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.replace("\\", "").casefold().split())
+
+
+def _heading_rank(block: str) -> int | None:
+    """Markdown heading depth, 7 for a bold-only line (a subject), None for a paragraph."""
+    m = _HEADING.match(block)
+    if m and "\n" not in block:
+        return len(m.group(1))
+    if block.startswith("**") and block.endswith("**") and "\n" not in block:
+        return 7
+    return None
+
+
+def summary_blocks(doc: FinalDoc) -> tuple[list[str], set[str]]:
+    """`## Summary`: the short summary, then the long one, never saying a sentence or paragraph
+    twice (a long summary's "Quick recap" is usually the short summary again), and no heading
+    left without text under it. Also returns the sentences printed, normalised."""
+    raw = ["## Summary", doc.short_summary.strip() or "_No summary._"]
+    if doc.long_summary.strip():
+        raw += [b.strip() for b in _demote_headings(doc.long_summary).split("\n\n") if b.strip()]
+    said: set[str] = set()
+    blocks: list[tuple[int | None, str]] = []  # (heading rank or None, text)
+    for block in raw:
+        rank = _heading_rank(block)
+        if rank is not None:
+            blocks.append((rank, block))
+            continue
+        if "\n" in block:  # a list or table: whole-block repeats only
+            fresh = [] if _norm(block) in said else [block]
+            said.add(_norm(block))
+        else:
+            fresh = [x for x in sentences(block) if _norm(x) not in said]
+            said.update(_norm(x) for x in fresh)
+        if fresh:
+            blocks.append((None, " ".join(fresh)))
+    out = [
+        text
+        for i, (rank, text) in enumerate(blocks)
+        if rank is None or _has_text_under(blocks[i + 1 :], rank)
+    ]
+    return [line for b in out for line in (b, "")], said
+
+
+def _has_text_under(rest: list[tuple[int | None, str]], rank: int) -> bool:
+    for r, _text in rest:
+        if r is None:
+            return True
+        if r <= rank:
+            return False
+    return False
 
 
 def _participant_names(doc: FinalDoc) -> list[str]:
@@ -242,19 +321,16 @@ def to_markdown(doc: FinalDoc) -> str:
         f"- **Participants:** {participants}",
         f"- **Language:** {md_escape(doc.language)}",
         "",
-        "## Summary",
-        "",
-        doc.short_summary.strip() or "_No summary._",
-        "",
     ]
-    if doc.long_summary.strip():
-        lines += [_demote_headings(doc.long_summary), ""]
-    lines += ["## Action items", "", *_action_items(doc), "", "## Topics", ""]
+    summary, said = summary_blocks(doc)
+    lines += [*summary, "## Action items", "", *_action_items(doc), "", "## Topics", ""]
     if doc.topics:
         for t in doc.topics:
             lines.append(f"- **[{clock(t.start, hours)}] {md_escape(t.title)}**")
-            if t.summary.strip():
-                lines.append(f"  {md_escape(t.summary)}")
+            # Only what the summaries above did not already say.
+            fresh = [x for x in sentences(t.summary) if _norm(x) not in said]
+            if fresh:
+                lines.append(f"  {md_escape(' '.join(fresh))}")
     else:
         lines.append("_No topics._")
     lines += ["", "## Transcript", ""]

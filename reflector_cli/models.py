@@ -41,6 +41,8 @@ class PipelineInput(Model):
     llm_model: str | None = None
     include_screen_audio: bool = False
     deliver: bool = True
+    # Drop words a microphone picked up from another participant (merge_transcripts).
+    crosstalk: bool = True
 
 
 # --------------------------------------------------------------------------- get_recording
@@ -130,11 +132,33 @@ class TranscriptDoc(Model):
     segments: list[Segment]
 
 
+class CrosstalkWord(Model):
+    """A word dropped as another participant's speech, with the evidence that decided it."""
+
+    text: str
+    start: float
+    end: float
+    speaker: int
+    source: int = Field(description="speaker whose microphone is the source")
+    reason: Literal["level", "text", "run"]
+    excess_db: float = Field(description="own level over what the others' leak predicts")
+
+
+class CrosstalkDoc(Model):
+    """The words crosstalk suppression removed (artifact `crosstalk.json`)."""
+
+    removed: list[CrosstalkWord]
+
+
 class MergeOut(Model):
     transcript_key: str
     word_count: int
     speakers: list[int]
     duration_s: float
+    # Crosstalk suppression: whether it ran, and words removed per track (by track index).
+    crosstalk: bool = False
+    crosstalk_removed: list[int] = []
+    crosstalk_key: str | None = None
 
 
 class MixdownOut(Model):
@@ -258,6 +282,9 @@ class TranscribeIn(Model):
 class MergeIn(Model):
     recording_id: str
     tracks: list[TranscribeOut]
+    # The padded tracks give crosstalk suppression each track's level at every word.
+    padded: list[PadTrackOut] = []
+    crosstalk: bool = False
 
 
 class MixdownIn(Model):

@@ -161,6 +161,8 @@ def _process_locked(
     latest = store.runs(1, pipe.recording_id)
     # Ended means the last run got through consent cleanup and delivery too, not just finalize.
     finished = was_ended and bool(latest) and latest[0]["status"] == "ended"
+    # A changed setting (e.g. --crosstalk off) is a new run; its unchanged stages are reused.
+    finished = finished and _same_settings(latest[0]["input"], pipe)
     if finished and not force:
         return ProcessResult(result_view(store, pipe.transcript_id), before["run_id"], True)
     if latest and not force and _engine_run_to_follow(latest[0], pipe, provider, role):
@@ -184,6 +186,12 @@ def _process_locked(
     return _conclude(
         store, pipe, log, was_ended, lambda: make_provider(provider, settings, log, set()).run()
     )
+
+
+def _same_settings(stored_input: str, pipe: m.PipelineInput) -> bool:
+    """The stored run had the same input, delivery aside (shadow runs never deliver)."""
+    stored = m.PipelineInput.model_validate_json(stored_input)
+    return stored.model_copy(update={"deliver": pipe.deliver}) == pipe
 
 
 def _engine_run_to_follow(

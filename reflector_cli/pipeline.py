@@ -18,6 +18,7 @@ from reflector_cli.errors import UserError
 from reflector_cli.execute import asr_options
 from reflector_cli.llm import default_backend_name
 from reflector_cli.storage import open_storage
+from reflector_cli.store.meetings import reapply_renames
 from reflector_cli.store.repo import Store
 
 # Events not worth a row each: they are rendered live and dropped.
@@ -54,16 +55,27 @@ def prepare_input(source: str, settings: Settings) -> m.PipelineInput:
 
         recording_id, ref = prepare_daily(source, settings)
         kind = "daily"
+    asr = asr_options(settings)
+    preflight_model(asr)
     return m.PipelineInput(
         recording_id=recording_id,
         transcript_id=transcript_id_for(recording_id),
         source_kind=kind,
         source=ref,
-        asr=asr_options(settings),
+        asr=asr,
         llm=default_backend_name(settings),
         llm_model=settings.llm_model,
         include_screen_audio=settings.include_screen_audio,
+        crosstalk=settings.crosstalk,
     )
+
+
+def preflight_model(asr: m.AsrOptions) -> None:
+    """Refuse a model path that is not a CTranslate2 model directory before anything is
+    stored (transcribe_track would only find out after the run has begun)."""
+    from reflector_cli.stages.asr import _model_ref
+
+    _model_ref(asr)
 
 
 class Observer(Protocol):
@@ -111,6 +123,7 @@ def commit_final(hc: HookContext, output: BaseModel) -> None:
     storage = open_storage(hc.settings.storage_url, hc.settings.data_dir)
     doc = m.FinalDoc.model_validate_json(storage.read_bytes(output.doc_key))
     hc.store.commit_final(doc, hc.run_id)
+    reapply_renames(hc.store, doc.transcript_id)  # names people set after an earlier run
     hc.sink("STATUS", {"value": "ended"})
 
 

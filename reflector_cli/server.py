@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -21,6 +22,14 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from reflector_cli.config import Settings
+from reflector_cli.server_guard import (
+    MAX_ID_CHARS,
+    BodyTooLarge,
+    bounded_body,
+    install_redaction,
+    presented_token,
+    token_ok,
+)
 from reflector_cli.store.repo import Store
 from reflector_cli.triggers import Trigger, fire, subprocess_trigger, valid_recording_id
 
@@ -29,6 +38,8 @@ log = logging.getLogger("reflector.server")
 MAX_SKEW_S = 300  # Daily deliveries older (or newer) than this are treated as replays
 TEST_PING = {"test": "test"}  # what Daily sends to check an endpoint when a webhook is created
 TERMINAL = {"ended", "error"}
+# Daily sends integer epoch seconds (or ms); nan, inf, signs and exponents are not timestamps.
+_TIMESTAMP = re.compile(r"^\d{1,16}(\.\d{1,9})?$")
 
 
 # --------------------------------------------------------------------------- Daily signatures
@@ -53,6 +64,8 @@ def verify_daily(
         return "DAILY_WEBHOOK_SECRET is not set"
     if not timestamp or not signature:
         return "unsigned"
+    if not _TIMESTAMP.match(timestamp.strip()):
+        return "malformed timestamp"
     try:
         ts = float(timestamp)
         expected = sign_daily(secret_b64, timestamp, body)
@@ -88,6 +101,7 @@ def create_app(
     start = trigger or subprocess_trigger(settings)
     key = settings.daily_webhook_secret
     secret = key.get_secret_value() if key else None
+    api_token = settings.api_token.get_secret_value() if settings.api_token else None
     db_path = settings.db_path
 
     def claim_and_start(recording_id: str) -> bool:
@@ -98,20 +112,25 @@ def create_app(
             store.close()
 
     async def webhook(request: Request) -> JSONResponse:
-        body = await request.body()
+        try:
+            body = await bounded_body(request)
+        except BodyTooLarge:
+            log.warning("daily webhook rejected: body over the size limit")
+            # Closing the connection stops the client streaming the rest of its body.
+            return JSONResponse(
+                {"error": "body too large"}, status_code=413, headers={"Connection": "close"}
+            )
         ts = request.headers.get("x-webhook-timestamp")
         sig = request.headers.get("x-webhook-signature")
-        try:
-            event = json.loads(body)
-        except ValueError:
-            event = None
-        # Daily pings a new endpoint before it knows to sign; the ping starts nothing.
-        if event == TEST_PING and not (ts or sig):
+        # Daily pings a new endpoint before it knows to sign; the ping starts nothing. Only a
+        # tiny body is parsed unsigned: everything else is authenticated before json.loads.
+        if not (ts or sig) and len(body) <= 64 and _json_or_none(body) == TEST_PING:
             return JSONResponse({"status": "ok"})
         problem = verify_daily(secret, ts, sig, body)
         if problem:
             log.warning("daily webhook rejected: %s", problem)
             return JSONResponse({"error": "invalid signature"}, status_code=401)
+        event = _json_or_none(body)
         if event == TEST_PING:
             return JSONResponse({"status": "ok"})
         if not isinstance(event, dict):
@@ -143,10 +162,19 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def events(ws: WebSocket) -> None:
+        # Refused before the handshake completes (HTTP 403): nothing is sent, nothing is read.
+        if not token_ok(api_token, presented_token(ws.headers, ws.query_params)):
+            await ws.close(code=4401)
+            return
+        ident = ws.path_params["id"]
+        if len(ident) > MAX_ID_CHARS:
+            await ws.close(code=4414)
+            return
         await ws.accept()
         store = await run_in_threadpool(Store, db_path)
         try:
-            row = await run_in_threadpool(store.find_transcript, ws.path_params["id"])
+            # Equality only: a prefix, `_` or `%` names no transcript.
+            row = await run_in_threadpool(store.find_transcript_exact, ident)
             if row is None:
                 await ws.close(code=4404, reason="no such transcript")
                 return
@@ -180,6 +208,13 @@ def create_app(
             WebSocketRoute("/v1/transcripts/{id}/events", events),
         ]
     )
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _tick(store: Store, transcript_id: str, after: int) -> tuple[list[dict[str, Any]], int, bool]:
@@ -224,15 +259,33 @@ async def _stream(ws: WebSocket, store: Store, transcript_id: str, interval: flo
         await anyio.sleep(interval)
 
 
+def uvicorn_config(app: Starlette, **kw: Any) -> Any:
+    """uvicorn on h11 + wsproto: uvicorn's `websockets` handshake answers an over-long request
+    line (414) without ever flushing it, leaving the client hanging; h11 answers promptly."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app, http="h11", ws="wsproto", h11_max_incomplete_event_size=64 * 1024, **kw
+    )
+
+
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """Run the app under uvicorn until interrupted."""
     import uvicorn
 
     if settings.daily_webhook_secret is None:
         log.warning("DAILY_WEBHOOK_SECRET is not set: every Daily webhook will be rejected (401)")
-    uvicorn.run(
+    if settings.api_token is None or not settings.api_token.get_secret_value():
+        log.warning("REFLECTOR_API_TOKEN is not set: the events WebSocket is closed to everyone")
+    config = uvicorn_config(
         create_app(settings),
         host=host or settings.serve_host,
         port=settings.serve_port if port is None else port,
         log_level="info",
     )
+    # uvicorn configured its handlers in Config(); filter them so no token reaches a log.
+    secrets = [
+        s.get_secret_value() for s in (settings.api_token, settings.daily_webhook_secret) if s
+    ]
+    install_redaction(secrets, ["", "uvicorn", "uvicorn.error", "uvicorn.access"])
+    uvicorn.Server(config).run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from reflector_cli.export import cues, to_markdown, to_srt, to_txt, to_vtt
+from reflector_cli.export import cues, to_markdown, to_srt, to_tsv, to_txt, to_vtt
 from reflector_cli.models import (
     ActionItems,
     Decision,
@@ -288,3 +288,45 @@ def test_empty_transcript_gives_valid_files() -> None:
     for section in ("## Summary", "## Action items", "## Topics", "## Transcript"):
         assert section in md
     assert "**Participants:** Alice Martin, Bob Okafor" in md
+
+
+# --------------------------------------------------------------------------- tsv and repeats
+
+
+def test_tsv_is_whisper_tsv_with_a_speaker_column() -> None:
+    words = [*said(0, 0.5, "Hello\tthere."), *said(1, 2.0, "Hi.")]
+    rows = [r.split("\t") for r in to_tsv(make_doc(words)).splitlines()]
+    assert rows[0] == ["start", "end", "speaker", "text"]
+    # Integer milliseconds, like whisper's writer (round(1000 * t)); tabs in text become spaces.
+    assert rows[1] == ["500", "1200", "Alice Martin", "Hello there."]
+    assert rows[2] == ["2000", "2300", "Bob Okafor", "Hi."]
+    assert to_tsv(make_doc([])) == "start\tend\tspeaker\ttext\n"
+
+
+def test_markdown_prints_no_paragraph_or_sentence_twice() -> None:
+    short = "Alice and Bob planned the roadmap. Bob will ship exports first."
+    doc = make_doc(
+        meeting(),
+        short_summary=short,
+        # The usual LLM shape: the recap repeats the short summary, a subject repeats a sentence.
+        long_summary=f"# Quick recap\n\n{short}\n\n# Summary\n\n**Roadmap**\n\n"
+        "Bob will ship exports first. Subtitles matter to customers.\n\n**Dates**\n\n"
+        "Alice and Bob planned the roadmap.",
+        topics=[
+            Topic(title="Roadmap", summary="Bob will ship exports first.", start=0.5,
+                  duration=29, word_start=0, word_end=10),
+            Topic(title="Dates", summary="Subtitles matter to customers. It is cheap.",
+                  start=30, duration=3, word_start=10, word_end=14),
+        ],
+    )  # fmt: skip
+    md = to_markdown(doc)
+    head = md.split("## Transcript")[0]
+    assert head.count("Alice and Bob planned the roadmap.") == 1
+    assert head.count("Bob will ship exports first.") == 1
+    assert head.count("Subtitles matter to customers.") == 1
+    assert "It is cheap." in head
+    heads = [line for line in head.splitlines() if line.startswith("#") or line.startswith("**")]
+    # Quick recap and the "Dates" subject had nothing new left to say: they are left out.
+    assert heads == ["# Roadmap sync", "## Summary", "### Summary", "**Roadmap**",
+                     "## Action items", "## Topics"]  # fmt: skip
+    assert "- **[00:00] Roadmap**\n- **[00:30] Dates**\n  It is cheap." in head

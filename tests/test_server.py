@@ -21,12 +21,14 @@ from websockets.sync.client import connect
 
 from reflector_cli import models as m
 from reflector_cli.config import Settings, load_settings
-from reflector_cli.server import create_app, sign_daily
+from reflector_cli.server import create_app, sign_daily, uvicorn_config
 from reflector_cli.store.repo import Store
 from reflector_cli.triggers import Triggers
 
 SECRET = base64.b64encode(b"daily-shared-secret-0123456789").decode()
 REC_ID = "4f2b9c1e-6a0d-4e8b-9a51-2d7c3e8f1a60"
+TOKEN = "api-token-7c1f0e9a4b2d"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def ready_event(recording_id: str = REC_ID, kind: str = "raw-tracks") -> bytes:
@@ -79,7 +81,7 @@ def running(app: object) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -96,7 +98,7 @@ def running(app: object) -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(data_dir=tmp_path / "data", daily_webhook_secret=SECRET)
+    return load_settings(data_dir=tmp_path / "data", daily_webhook_secret=SECRET, api_token=TOKEN)
 
 
 def claims(settings: Settings) -> list[dict[str, object]]:
@@ -254,7 +256,7 @@ def test_events_replay_then_live_then_close_after_final_status(settings: Setting
     try:
         with running(create_app(settings, trigger=Recorder())) as addr:
             url = f"ws://{addr}/v1/transcripts/{pipe.transcript_id}/events"
-            with connect(url, open_timeout=5) as ws:
+            with connect(url, open_timeout=5, additional_headers=AUTH) as ws:
                 replay = [recv(ws), recv(ws)]
                 assert [(e["event"], e["data"]) for e in replay] == [
                     ("STATUS", {"value": "processing"}),
@@ -278,7 +280,7 @@ def test_events_replay_then_live_then_close_after_final_status(settings: Setting
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
 
             # A finished transcript: everything replayed, then closed.
-            with connect(url, open_timeout=5) as ws:
+            with connect(url, open_timeout=5, additional_headers=AUTH) as ws:
                 kinds = []
                 with pytest.raises(ConnectionClosed):
                     while True:
@@ -291,7 +293,9 @@ def test_events_replay_then_live_then_close_after_final_status(settings: Setting
 def test_events_for_unknown_transcript_close_4404(settings: Settings) -> None:
     with (
         running(create_app(settings, trigger=Recorder())) as addr,
-        connect(f"ws://{addr}/v1/transcripts/t-nope/events", open_timeout=5) as ws,
+        connect(
+            f"ws://{addr}/v1/transcripts/t-nope/events", open_timeout=5, additional_headers=AUTH
+        ) as ws,
         pytest.raises(ConnectionClosed) as closed,
     ):
         ws.recv(timeout=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,15 +12,21 @@ from rich.text import Text
 from reflector_cli.commands.base import (
     DataDirOpt,
     JsonOpt,
+    OnOff,
+    OutputDirOpt,
     Provider,
     app,
+    check_formats,
     emit_json,
     err,
+    open_store,
     out,
+    progress_enabled,
     settings_from,
 )
 from reflector_cli.config import Settings
-from reflector_cli.errors import one_line
+from reflector_cli.errors import UserError, one_line
+from reflector_cli.outputs import RenderContext, parse_formats, write_outputs
 
 # --------------------------------------------------------------------------- process
 
@@ -43,13 +50,41 @@ def process(
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="Path to a CTranslate2 whisper model directory.")
+        str | None,
+        typer.Option(
+            help="Whisper model: a name (tiny.en, small, large-v3…; see `reflector models list`)"
+            " or a CTranslate2 model directory.",
+            show_default="$REFLECTOR_MODEL or tiny.en, bundled",
+        ),
     ] = None,
-    language: Annotated[str | None, typer.Option(help="Spoken language code.")] = None,
-    llm: Annotated[str | None, typer.Option(help="LLM backend for topics/title/summary.")] = None,
-    compute_type: Annotated[str | None, typer.Option(help="int8, int8_float32, float32…")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads per transcription.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Stages run in parallel (local).")] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(help="Spoken language code.", show_default="$REFLECTOR_LANGUAGE or en"),
+    ] = None,
+    llm: Annotated[
+        str | None,
+        typer.Option(
+            help="LLM backend for topics/title/summary.",
+            show_default="$REFLECTOR_LLM, anthropic with a key, else extractive",
+        ),
+    ] = None,
+    compute_type: Annotated[
+        str | None, typer.Option(help="int8, int8_float32, float32…", show_default="int8")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads per transcription.", show_default="1")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Stages run in parallel (local).", show_default="CPU count"),
+    ] = None,
+    crosstalk: Annotated[
+        OnOff | None,
+        typer.Option(
+            help="Drop words a microphone picked up from another participant.",
+            show_default="$REFLECTOR_CROSSTALK or on",
+        ),
+    ] = None,
     no_deliver: Annotated[
         bool, typer.Option("--no-deliver", help="Skip Zulip and webhook delivery.")
     ] = False,
@@ -76,6 +111,17 @@ def process(
             help="Validate the input and show tracks, plan and LLM cost estimate; store nothing.",
         ),
     ] = False,
+    output_dir: OutputDirOpt = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="With --output-dir: formats to write, a comma list or all (see export).",
+            show_default="all",
+            callback=check_formats,
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -92,7 +138,9 @@ def process(
         cpu_threads=threads,
         workers=workers,
         wait_for_worker_s=wait_for_worker,
+        crosstalk=None if crosstalk is None else crosstalk is OnOff.on,
     )
+    formats = _formats_for(output_dir, fmt)
     if dry_run:
         from reflector_cli.plan import dry_run_plan
 
@@ -108,8 +156,9 @@ def process(
         return
     results: list[dict[str, Any]] = []
     failed = False
+    taken: set[str] = set()  # file base names written by this call (same title, same day)
     for source in recordings:
-        show_live = not as_json and err.is_terminal
+        show_live = progress_enabled(as_json)
         display = LiveDisplay(err) if show_live else None
         if display:
             display.__enter__()
@@ -145,12 +194,35 @@ def process(
                 soft_wrap=True,
                 highlight=False,
             )
-        elif not as_json:
-            _print_result(res.view, reused=res.reused, settings=settings)
+        else:
+            if output_dir is not None:
+                res.view["files"] = _write_files(settings, res.view, formats, output_dir, taken)
+            if not as_json:
+                _print_result(res.view, reused=res.reused, settings=settings)
     if as_json:
         emit_json(results[0] if len(results) == 1 else results)
     if failed:
         raise typer.Exit(1)
+
+
+def _formats_for(output_dir: Path | None, fmt: str | None) -> list[str]:
+    if output_dir is None:
+        if fmt is not None:
+            raise UserError("--format needs --output-dir DIR (or use `reflector export`)")
+        return []
+    return parse_formats(fmt or "all")
+
+
+def _write_files(
+    settings: Settings, view: dict[str, Any], formats: list[str], out_dir: Path, taken: set[str]
+) -> list[str]:
+    store = open_store(settings)
+    try:
+        ctx = RenderContext(settings=settings)
+        paths = write_outputs(store, view["transcript_id"], formats, out_dir, ctx, taken)
+    finally:
+        store.close()
+    return [str(p) for p in paths]
 
 
 def _submit_no_wait(
@@ -227,5 +299,7 @@ def _print_result(view: dict[str, Any], *, reused: bool, settings: Settings) -> 
     t.add_row("words", str(view["word_count"]))
     t.add_row("topics", str(len(view["topics"])))
     t.add_row("database", str(settings.db_path))
+    for path in view.get("files", []):
+        t.add_row("wrote", path)
     t.add_row("next", f"reflector export {view['transcript_id']} --format md")
     err.print(t)

@@ -14,6 +14,7 @@ from reflector_cli.commands.base import (
     emit_json,
     err,
     out,
+    progress_enabled,
     settings_from,
 )
 
@@ -58,7 +59,7 @@ def replay(
     from reflector_cli.replay import replay as do_replay
 
     settings = settings_from(data_dir=data_dir)
-    display = LiveDisplay(err) if (not as_json and err.is_terminal) else None
+    display = LiveDisplay(err) if progress_enabled(as_json) else None
     if display:
         display.__enter__()
     try:

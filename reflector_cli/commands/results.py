@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from reflector_cli.commands.base import (
     DataDirOpt,
+    FormatOpt,
     JsonOpt,
+    OutputDirOpt,
     app,
     emit_json,
     err,
@@ -21,7 +22,10 @@ from reflector_cli.commands.base import (
     open_store,
     out,
     settings_from,
+    write_output,
 )
+from reflector_cli.errors import UserError
+from reflector_cli.outputs import FORMATS, RenderContext, parse_formats, write_outputs
 
 # --------------------------------------------------------------------------- show / export
 
@@ -32,9 +36,11 @@ def show(
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a stored transcript: title, summary, topics, participants."""
+    """Show a stored transcript: speakers with talk time, waveform, summary and topics."""
     from reflector_cli.pipeline import result_view
     from reflector_cli.runstate import reap_interrupted
+    from reflector_cli.showview import show_lines
+    from reflector_cli.talk import talk_seconds
 
     settings = settings_from(data_dir=data_dir)
     store = open_store(settings)
@@ -49,73 +55,62 @@ def show(
         "error_message": row["error_message"],
         "action_items": json.loads(row["action_items"] or "{}"),
     }
+    words = store.words(row["id"])
+    talk = talk_seconds(words)
+    view |= {
+        "language": row["language"],
+        "talk_time": [
+            {"speaker": p["speaker"], "name": p["name"], "seconds": talk.get(p["speaker"], 0.0)}
+            for p in view["participants"]
+        ],
+    }
     if as_json:
         emit_json(view)
         return
-    out.print(f"[bold]{view['title'] or '(untitled)'}[/]  [dim]{view['transcript_id']}[/]")
-    out.print(
-        f"status {view['status']} · {view['word_count']} words · "
-        f"{len(view['participants'])} speakers"
-    )
-    if view["error_message"]:
-        out.print(f"[red]error in {view['error_stage']}: {view['error_message']}[/]")
-    if view["short_summary"]:
-        out.print(f"\n{view['short_summary']}\n")
-    table = Table("start", "topic", "summary")
-    for tp in view["topics"]:
-        table.add_row(_mmss(tp["start"]), tp["title"], tp["summary"])
-    out.print(table)
-
-
-def _mmss(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 60:02d}:{s % 60:02d}"
-
-
-class ExportFormat(StrEnum):
-    json = "json"
-    txt = "txt"
-    srt = "srt"
-    vtt = "vtt"
-    md = "md"
+    view["waveform"] = json.loads(row["waveform"] or "[]")
+    for line in show_lines(view, out.width):
+        out.print(Text(line), soft_wrap=True, highlight=False)
 
 
 @app.command()
 def export(
     ident: Annotated[str, typer.Argument(help="Transcript id, recording id or run id.")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        ExportFormat.json
-    ),
+    fmt: FormatOpt = "json",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write to this file instead of stdout.", show_default=False
+        ),
     ] = None,
+    output_dir: OutputDirOpt = None,
+    embed_audio: Annotated[
+        bool,
+        typer.Option(
+            "--embed-audio", help="html: put the audio inside the file (portable, bigger)."
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Export a transcript with speaker names (json, txt, srt, vtt, md)."""
-    from reflector_cli import export as exporters
-    from reflector_cli.pipeline import final_doc_from_store, result_view
-
-    store = open_store(settings_from(data_dir=data_dir))
+    """Export a transcript with speaker names, to stdout, a file, or a folder of files."""
+    if output and (output.is_dir() or not output.parent.is_dir()):
+        write_output(output, "")  # refuses with one line before any work is done
+    settings = settings_from(data_dir=data_dir)
+    store = open_store(settings)
     row = find_transcript(store, ident)
-    if as_json:
-        fmt = ExportFormat.json
-    if fmt is ExportFormat.json:
-        doc = result_view(store, row["id"])
-        doc["action_items"] = json.loads(row["action_items"] or "{}")
-        doc["words"] = store.words(row["id"])
-        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    else:
-        final = final_doc_from_store(store, row["id"])
-        render = {
-            ExportFormat.txt: exporters.to_txt,
-            ExportFormat.srt: exporters.to_srt,
-            ExportFormat.vtt: exporters.to_vtt,
-            ExportFormat.md: exporters.to_markdown,
-        }[fmt]
-        text = render(final)
+    formats = ["json"] if as_json else parse_formats(fmt)
+    ctx = RenderContext(settings=settings, embed_audio=embed_audio)
+    if output_dir is not None:
+        if output is not None:
+            raise UserError("--output and --output-dir: give one of them")
+        for path in write_outputs(store, row["id"], formats, output_dir, ctx):
+            err.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+        return
+    if len(formats) > 1:
+        raise UserError(f"--format {fmt}: several formats need --output-dir DIR")
+    text = FORMATS[formats[0]].render(store, row["id"], ctx)
     if output:
-        output.write_text(text, encoding="utf-8")
-        err.print(f"wrote {output}")
+        write_output(output, text)
+        err.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
     else:
         sys.stdout.write(text)

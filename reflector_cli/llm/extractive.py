@@ -98,10 +98,17 @@ class ExtractiveBackend(Backend):
                 long_markdown="# Quick recap\n\nNo speech was detected.\n",
             )
         everything = [u for c in chunks for u in c.utterances]
+        # Every view shows the topics next to the summaries: a sentence a topic already quotes
+        # is not quoted again, and the recap and the subjects never share one either.
+        quoted = " ".join(t.summary for t in request.topics)
+        used = {attributed(u) for u in everything if attributed(u) in quoted}
         corpus = Corpus([c.utterances for c in chunks])
-        short = self._short(corpus, everything, request)
-        parts = ["# Quick recap", "", short, "", "# Summary", ""]
-        for heading, paragraph in self._subjects(chunks, request.topics):
+        short = self._short(corpus, everything, request, used)
+        parts = ["# Quick recap", "", short, ""]
+        subjects = self._subjects(chunks, request.topics, used)
+        if subjects:
+            parts += ["# Summary", ""]
+        for heading, paragraph in subjects:
             parts += [f"**{heading}**", "", paragraph, ""]
         names = list(dict.fromkeys([*request.participants, *(u.name for u in everything)]))
         return SummaryText(
@@ -110,18 +117,29 @@ class ExtractiveBackend(Backend):
             action_items=action_items(everything, names),
         )
 
-    def _short(self, corpus: Corpus, everything: list[Utterance], request: SummaryRequest) -> str:
+    def _short(
+        self,
+        corpus: Corpus,
+        everything: list[Utterance],
+        request: SummaryRequest,
+        used: set[str],
+    ) -> str:
         k = min(5, max(3, len(everything) // 12))
-        picks = corpus.central(everything, corpus.weights.sum(axis=0), k)
+        fresh = _unused(everything, used)
+        picks = [fresh[i] for i in corpus.central(fresh, corpus.weights.sum(axis=0), k)]
+        used.update(attributed(u) for u in picks)
         speakers = list(dict.fromkeys(u.name for u in everything))
         subjects = list(dict.fromkeys(re.split(r"\s+and\s+", t.title)[0] for t in request.topics))
         lead = f"{join_names(speakers)} discussed {join_names(subjects[:3])}." if subjects else ""
-        return " ".join([lead, *(attributed(everything[i]) for i in picks)]).strip()
+        return " ".join([lead, *(attributed(u) for u in picks)]).strip()
 
     def _subjects(
-        self, chunks: list[TopicChunk], topics: Sequence[TopicText]
+        self, chunks: list[TopicChunk], topics: Sequence[TopicText], used: set[str]
     ) -> list[tuple[str, str]]:
-        """≤ 6 subjects: consecutive chunks are grouped evenly when there are more than 6."""
+        """≤ 6 subjects: consecutive chunks are grouped evenly when there are more than 6.
+
+        A subject quotes only sentences nothing else quoted; one with none left is left out.
+        """
         bounds = np.linspace(0, len(chunks), min(MAX_SUBJECTS, len(chunks)) + 1).round()
         groups = [chunks[int(a) : int(b)] for a, b in zip(bounds, bounds[1:], strict=False)]
         docs = [[u for c in g for u in c.utterances] for g in groups]
@@ -130,7 +148,13 @@ class ExtractiveBackend(Backend):
         for d, group in enumerate(groups):
             single = len(group) == 1 and len(topics) == len(chunks)
             heading = topics[group[0].index].title if single else " and ".join(corpus.keyphrases(d))
-            picks = corpus.central(docs[d], corpus.weights[d], 3)
-            paragraph = " ".join(attributed(docs[d][i]) for i in picks)
-            out.append((heading or "Other Remarks", paragraph))
+            fresh = _unused(docs[d], used)
+            picks = [fresh[i] for i in corpus.central(fresh, corpus.weights[d], 3)]
+            used.update(attributed(u) for u in picks)
+            if picks:
+                out.append((heading or "Other Remarks", " ".join(attributed(u) for u in picks)))
         return out
+
+
+def _unused(utterances: list[Utterance], used: set[str]) -> list[Utterance]:
+    return [u for u in utterances if attributed(u) not in used]

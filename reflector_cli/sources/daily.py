@@ -27,7 +27,13 @@ from reflector_cli.errors import (
     ServiceUnavailable,
     UserError,
 )
-from reflector_cli.sources.folder import DailyName, parse_daily_name
+from reflector_cli.sources.folder import (
+    MAX_OFFSET_S,
+    MAX_TEXT,
+    DailyName,
+    check_offset,
+    parse_daily_name,
+)
 
 log = logging.getLogger("reflector.daily")
 
@@ -37,6 +43,8 @@ BACKOFF_S = 0.5
 MAX_WAIT_S = 30.0  # a longer Retry-After is capped: the stage's own retry takes over after that
 PAGE_SIZE = 100
 MAX_PAGES = 100  # a server ignoring our cursor must not loop us forever
+# A track may start this long after the recording's stated end (clock skew, late joins).
+DURATION_SLACK_S = 60.0
 
 # Daily ids are UUIDs; the id also becomes our storage prefix, so nothing path-like gets through.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -314,7 +322,26 @@ def check_ready(rec: DailyRecording, include_screen_audio: bool = False) -> list
         )
     if rec.s3 is None or not rec.s3.bucket_name:
         raise UserError(f"{what}: the API names no S3 bucket for its tracks")
+    if rec.room_name is not None and len(rec.room_name) > MAX_TEXT:
+        raise UserError(f"{what}: room_name is over {MAX_TEXT} characters")
+    check_offsets(rec, picked)
     return picked
+
+
+def check_offsets(rec: DailyRecording, picked: list[PickedTrack]) -> None:
+    """Each key name's offset within a day and, when Daily states the recording's length,
+    within that length plus slack: otherwise pad_track would pad silence for ever."""
+    what = f"Daily.co recording {rec.id}"
+    limit_s, limit = MAX_OFFSET_S, "the 24 h limit"
+    if rec.duration is not None:
+        length = check_offset(f"{what}: duration", rec.duration)
+        if length + DURATION_SLACK_S < limit_s:
+            limit_s = length + DURATION_SLACK_S
+            limit = f"the recording's {length:g} s length (+{DURATION_SLACK_S:g} s)"
+    for t in picked:
+        # A slightly negative offset is clock skew between Daily's hosts; 0 is what we use.
+        where = f"{what}: track {t.key}: offset from the key name"
+        check_offset(where, max(0.0, t.name.offset_s), limit_s, limit)
 
 
 def prepare_daily(recording_id: str, settings: Settings) -> tuple[str, str]:

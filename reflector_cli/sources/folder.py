@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import re
 from pathlib import Path, PurePosixPath
 
@@ -26,10 +27,19 @@ MANIFEST = "recording.json"
 OFFSET_TOLERANCE_S = 0.25
 # Start times below this are codec priming (an mp3 starts at ~23 ms), not a real offset.
 MIN_CONTAINER_START_S = 0.05
+# Bounds checked before anything is stored: a meeting is shorter than a day, a manifest is
+# a few KB, and a name or id longer than this is a mistake (or an attack on the database).
+MAX_OFFSET_S = 24 * 3600.0
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_TEXT = 256
+# A file whose audio ends this much (or 5 %) before its declared length was cut short.
+TRUNCATION_SLACK_S = 1.0
+# Epoch milliseconds up to the year 2500: anything past it is not a recording start.
+MAX_EPOCH_MS = 16_725_225_600_000
 
 DAILY_NAME = re.compile(
-    r"^(?P<rec>\d+)-(?P<pid>.+)-(?P<kind>cam-audio|screen-audio|cam-video|screen-video)"
-    r"-(?P<start>\d+)$"
+    r"^(?P<rec>\d{1,16})-(?P<pid>.+)-(?P<kind>cam-audio|screen-audio|cam-video|screen-video)"
+    r"-(?P<start>\d{1,16})$"
 )
 
 
@@ -38,18 +48,19 @@ class _Strict(BaseModel):
 
 
 class ManifestParticipant(_Strict):
-    file: str
-    participant_id: str | None = None
-    name: str | None = None
-    offset_s: float | None = Field(default=None, ge=0, description="None: detect it")
+    file: str = Field(max_length=MAX_TEXT)
+    participant_id: str | None = Field(default=None, max_length=MAX_TEXT)
+    name: str | None = Field(default=None, max_length=MAX_TEXT)
+    # Range checked by check_offset, for a message that names the limit.
+    offset_s: float | None = Field(default=None, description="None: detect it")
     consent: bool = True
 
 
 class Manifest(_Strict):
-    room: str | None = None
-    started_at_ms: int | None = None
-    language: str | None = None
-    participants: list[ManifestParticipant] = Field(min_length=1)
+    room: str | None = Field(default=None, max_length=MAX_TEXT)
+    started_at_ms: int | None = Field(default=None, ge=0, le=MAX_EPOCH_MS)
+    language: str | None = Field(default=None, max_length=MAX_TEXT)
+    participants: list[ManifestParticipant] = Field(min_length=1, max_length=1000)
 
 
 class FolderTrack(_Strict):
@@ -80,6 +91,28 @@ class DailyName(_Strict):
     @property
     def offset_s(self) -> float:
         return (self.track_start_ms - self.recording_start_ms) / 1000
+
+
+def check_offset(
+    where: str, offset_s: float, limit_s: float = MAX_OFFSET_S, limit: str = "the 24 h limit"
+) -> float:
+    """`offset_s` when it is a finite number of seconds in [0, limit_s], else a one-line
+    UserError naming `where` (an unbounded offset would pad silence for ever)."""
+    if not math.isfinite(offset_s):
+        raise UserError(f"{where}: {offset_s} s is not a finite number of seconds")
+    if offset_s < 0:
+        raise UserError(f"{where}: {offset_s:g} s is negative")
+    if offset_s > limit_s:
+        raise UserError(f"{where}: {offset_s:g} s is beyond {limit}")
+    return offset_s
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as `participants[1].offset_s`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "top level"
 
 
 def parse_daily_name(name: str) -> DailyName | None:
@@ -162,14 +195,31 @@ def probe_audio(path: Path) -> Probe:
             raise UserError(f"{path}: no decodable audio frame")
         if first is None or end is None:
             return Probe(start_s=start_s, duration_s=0.0)
+        _check_complete(path, container, end * tb)
         # Measured from the first decoded sample, like the padded track will be.
         return Probe(start_s=start_s, duration_s=max(0.0, end * tb - max(start_s, first * tb)))
+
+
+def _check_complete(path: Path, container: av.container.InputContainer, end_s: float) -> None:
+    """Refuse a file whose audio stops well before the length its header declares: a copy or
+    download cut short (a recorder that crashed writes no length, so it is not refused)."""
+    declared = (container.duration or 0) / 1_000_000
+    if declared > 0 and declared - end_s > max(TRUNCATION_SLACK_S, 0.05 * declared):
+        raise UserError(
+            f"{path}: truncated: audio ends at {end_s:.1f} s but the file header says "
+            f"{declared:.1f} s (an incomplete copy or download?)"
+        )
 
 
 def _load_manifest(folder: Path) -> Manifest | None:
     mpath = folder / MANIFEST
     if not mpath.exists():
         return None
+    size = mpath.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise UserError(
+            f"{mpath}: {size} bytes is over the {MAX_MANIFEST_BYTES} byte limit for a manifest"
+        )
     try:
         raw = json.loads(mpath.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -178,13 +228,12 @@ def _load_manifest(folder: Path) -> Manifest | None:
         manifest = Manifest.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "top level"
-        raise UserError(f"{mpath}: {where}: {one_line(err['msg'])}") from None
+        raise UserError(f"{mpath}: {_where(err['loc'])}: {one_line(err['msg'])}") from None
     seen: set[str] = set()
-    for p in manifest.participants:
-        # Plain names only: the content hash and the raw keys cover the folder's top level.
-        if p.file in {"", ".", ".."} or "/" in p.file or "\\" in p.file:
-            raise UserError(f"{mpath}: file {p.file!r} must be a file name in the folder")
+    for i, p in enumerate(manifest.participants):
+        if p.offset_s is not None:
+            check_offset(f"{mpath}: participants[{i}].offset_s", p.offset_s)
+        p.file = _inside(folder, p.file, f"{mpath}: participants[{i}].file {p.file!r}")
         if p.file in seen:
             raise UserError(f"{mpath}: file {p.file!r} is listed twice")
         seen.add(p.file)
@@ -193,12 +242,27 @@ def _load_manifest(folder: Path) -> Manifest | None:
     return manifest
 
 
+def _inside(folder: Path, file: str, where: str) -> str:
+    """`file` as a normalised relative POSIX path that stays inside `folder`, else UserError.
+
+    Subfolders are fine (`tracks/alice.webm`); `..`, absolute paths and symlinks that lead
+    out of the folder are not: a manifest must never make us read files elsewhere.
+    """
+    rel = PurePosixPath(file)
+    if "\\" in file or rel.is_absolute() or not rel.parts or ".." in rel.parts:
+        raise UserError(f"{where}: must be a relative path inside the folder (no '..')")
+    norm = rel.as_posix()  # PurePosixPath already dropped "." parts and doubled slashes
+    if not (folder / norm).resolve().is_relative_to(folder.resolve()):
+        raise UserError(f"{where}: leads outside the folder through a symlink")
+    return norm
+
+
 def _detect_offset(file: str, probe: Probe, daily: DailyName | None, warnings: list[str]) -> float:
     """Daily name first, else the container start time; warn when the two disagree."""
     container_start = probe.start_s if probe.start_s >= MIN_CONTAINER_START_S else 0.0
     if daily is None:
-        return container_start
-    named = max(0.0, daily.offset_s)
+        return check_offset(f"{file}: container start time", container_start)
+    named = check_offset(f"{file}: offset from the file name", max(0.0, daily.offset_s))
     if container_start and abs(container_start - named) > OFFSET_TOLERANCE_S:
         warnings.append(
             f"{file}: file name says offset {named:.3f}s but the container starts at "
@@ -291,17 +355,17 @@ def recording_id_for_folder(path: Path) -> str:
         # Manifest tracks may have any extension; hash them too (bad manifests fail later).
         try:
             raw = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-            listed = {str(p["file"]) for p in raw.get("participants", [])}
-        except (ValueError, TypeError, KeyError, AttributeError):
-            listed = set()
-    files += [
-        folder / n
-        for n in listed
-        if "/" not in n and (folder / n).is_file() and folder / n not in files
-    ]
+            listed = {_inside(folder, str(p["file"]), "") for p in raw.get("participants", [])}
+        except (ValueError, TypeError, KeyError, AttributeError, UserError):
+            listed = set()  # a bad manifest is refused by scan_folder, with the reason
+    files += [folder / n for n in listed if (folder / n).is_file() and folder / n not in files]
     h = hashlib.sha256()
-    for p in sorted(files, key=lambda p: p.name):
-        h.update(p.name.encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
+
+    def rel(p: Path) -> str:  # a top-level file hashes by its bare name, as it always did
+        return p.relative_to(folder).as_posix()
+
+    for p in sorted(files, key=rel):
+        h.update(rel(p).encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
         with p.open("rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)

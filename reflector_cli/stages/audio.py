@@ -19,7 +19,7 @@ import av
 import numpy as np
 import soundfile as sf
 
-from reflector_cli.audio_io import open_audio
+from reflector_cli.audio_io import open_audio, write_errors
 from reflector_cli.context import StageContext
 from reflector_cli.errors import UserError, one_line
 from reflector_cli.models import (
@@ -185,6 +185,7 @@ def pad_track(inp: PadTrackIn, ctx: StageContext) -> PadTrackOut:
         total_s = (container.duration or 0) / 1_000_000
         with (
             ctx.storage.writer(key, suffix=".flac") as tmp,
+            write_errors("pad_track", ctx.storage.describe(key), tmp),
             sf.SoundFile(
                 tmp, "w", samplerate=SAMPLE_RATE, channels=1, format="FLAC", subtype="PCM_16"
             ) as out,
@@ -337,7 +338,11 @@ def mixdown_tracks(inp: MixdownIn, ctx: StageContext) -> MixdownOut:
             samples += len(mix)
         gain = min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
         spool.seek(0)
-        with ctx.storage.writer(key, suffix=".mp3") as tmp, av.open(str(tmp), "w", "mp3") as out:
+        with (
+            ctx.storage.writer(key, suffix=".mp3") as tmp,
+            write_errors("mixdown_tracks", ctx.storage.describe(key), tmp),
+            av.open(str(tmp), "w", "mp3") as out,
+        ):
             _encode_mp3(out, _spooled_blocks(spool, gain), ctx, expected_s)
     return MixdownOut(
         key=key,

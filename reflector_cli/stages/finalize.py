@@ -1,10 +1,12 @@
-"""finalize: gather everything the transcript is made of into one artifact (`final.json`).
+"""finalize: gather everything the transcript is made of into one artifact (`final-*.json`).
 
 The stage stays free of database code so it can run on any worker; the orchestrating
 process commits that document to SQLite in one transaction (`pipeline.commit_final`).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from reflector_cli.context import StageContext
 from reflector_cli.models import FinalDoc, FinalizeIn, FinalizeOut, TranscriptDoc
@@ -31,7 +33,10 @@ def finalize(inp: FinalizeIn, ctx: StageContext) -> FinalizeOut:
         room=rec.room,
         started_at_ms=rec.started_at_ms,
     )
-    key = ctx.key(inp.pipeline.recording_id, "final.json")
+    # Keyed by its input: a reused checkpoint of other settings (e.g. --crosstalk, --llm) must
+    # never find this run's document under its key.
+    digest = hashlib.sha256(inp.model_dump_json().encode()).hexdigest()[:12]
+    key = ctx.key(inp.pipeline.recording_id, f"final-{digest}.json")
     ctx.storage.write_bytes(key, doc.model_dump_json().encode())
     ctx.emit("DURATION", seconds=doc.duration_s)
     return FinalizeOut(doc_key=key, word_count=len(doc.words), topic_count=len(doc.topics))

@@ -19,6 +19,7 @@ from reflector_cli.models import (
 )
 from reflector_cli.sources import daily, s3
 from reflector_cli.sources.folder import (
+    MAX_TEXT,
     MIN_CONTAINER_START_S,
     OFFSET_TOLERANCE_S,
     probe_audio,
@@ -166,7 +167,8 @@ def _daily_participants(inp: GetParticipantsIn, ctx: StageContext) -> Participan
     out: list[Participant] = []
     for t in inp.recording.tracks:
         p = found.get(t.participant_id)
-        name = (p.user_name or "").strip() if p else ""
+        # Daily's names are the user's own input: bounded like a manifest's.
+        name = (p.user_name or "").strip()[:MAX_TEXT] if p else ""
         out.append(
             Participant(
                 speaker=t.index,

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from reflector_cli.context import StageContext
-from reflector_cli.models import MergeIn, MergeOut, Segment, TranscriptDoc, Word
+from reflector_cli.models import (
+    CrosstalkDoc,
+    MergeIn,
+    MergeOut,
+    PadTrackOut,
+    Segment,
+    TranscribeOut,
+    TranscriptDoc,
+    Word,
+)
 from reflector_cli.stages.asr import read_words
+from reflector_cli.stages.crosstalk import suppress
+from reflector_cli.stages.levels import Levels, envelope
 
 SEGMENT_SOFT_CHARS = 120
 SENTENCE_END = (".", "?", "!")
@@ -46,13 +59,45 @@ def _segment(words: list[Word]) -> Segment:
 
 def merge_transcripts(inp: MergeIn, ctx: StageContext) -> MergeOut:
     tracks = sorted(inp.tracks, key=lambda t: t.track)
-    words = merge_words([read_words(ctx, t.words_key) for t in tracks])
+    per_track = [read_words(ctx, t.words_key) for t in tracks]
+    crosstalk = _crosstalk(inp, tracks, per_track, ctx)
+    if crosstalk is not None:
+        per_track = crosstalk[0]
+    words = merge_words(per_track)
     doc = TranscriptDoc(words=words, segments=build_segments(words))
-    key = ctx.key(inp.recording_id, "transcript.json")
+    # One artifact per setting, so switching --crosstalk back reuses a checkpoint whose
+    # artifact the other setting did not overwrite.
+    key = ctx.key(inp.recording_id, "transcript.json" if inp.crosstalk else "transcript-raw.json")
     ctx.storage.write_bytes(key, doc.model_dump_json().encode())
     return MergeOut(
         transcript_key=key,
         word_count=len(words),
         speakers=sorted({w.speaker for w in words}),
         duration_s=max((w.end for w in words), default=0.0),
+        crosstalk=crosstalk is not None,
+        crosstalk_removed=crosstalk[1] if crosstalk else [],
+        crosstalk_key=crosstalk[2] if crosstalk else None,
     )
+
+
+def _crosstalk(
+    inp: MergeIn, tracks: list[TranscribeOut], per_track: list[list[Word]], ctx: StageContext
+) -> tuple[list[list[Word]], list[int], str] | None:
+    """Words with crosstalk removed, the count per track and the removed-words artifact; None
+    when suppression is off or there is nothing to compare (one track, or no padded audio)."""
+    padded = {p.track: p for p in inp.padded}
+    if not inp.crosstalk or len(tracks) < 2 or any(t.track not in padded for t in tracks):
+        return None
+    if any(per_track):
+        levels = Levels.from_envelopes([_envelope(padded[t.track], ctx) for t in tracks])
+    else:  # nothing to judge: skip decoding the audio
+        levels = Levels.from_envelopes([np.zeros(0, dtype=np.float32) for _ in tracks])
+    result = suppress(per_track, levels, [t.track for t in tracks])
+    key = ctx.key(inp.recording_id, "crosstalk.json")
+    ctx.storage.write_bytes(key, CrosstalkDoc(removed=result.removed).model_dump_json().encode())
+    return result.kept, result.counts, key
+
+
+def _envelope(padded: PadTrackOut, ctx: StageContext) -> np.ndarray:
+    with ctx.storage.local_path(padded.key) as path:
+        return envelope(path)

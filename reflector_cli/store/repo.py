@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reflector_cli import models as m
-from reflector_cli.store.schema import connect
+from reflector_cli.store.schema import connect, connect_readonly
 
 
 def now_iso() -> str:
@@ -26,9 +26,10 @@ def _track_col(track: int | None) -> int:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """`readonly`: open an existing database without writing (show/runs/export)."""
         self.path = path
-        self.db = connect(path)
+        self.db = connect_readonly(path) if readonly else connect(path)
         self.conn = self.db.conn
 
     def close(self) -> None:
@@ -75,18 +76,36 @@ class Store:
     def transcript(self, transcript_id: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM transcripts WHERE id = ?", (transcript_id,))
 
-    def find_transcript(self, ident: str) -> dict[str, Any] | None:
-        """By transcript id, recording id, run id or a unique id prefix."""
+    def find_transcript_exact(self, ident: str) -> dict[str, Any] | None:
+        """By transcript id, recording id or run id, compared for equality only (no prefixes:
+        what `serve` uses, where a guessed prefix must never reveal a transcript)."""
         row = self.transcript(ident)
         if row:
             return row
         row = self._one("SELECT * FROM transcripts WHERE recording_id = ?", (ident,))
         if row:
             return row
+        run = self._one("SELECT transcript_id FROM runs WHERE id = ?", (ident,))
+        return self.transcript(run["transcript_id"]) if run else None
+
+    def find_transcript(self, ident: str) -> dict[str, Any] | None:
+        """By transcript id, recording id, run id or a unique id prefix (CLI convenience)."""
+        row = self.find_transcript_exact(ident)
+        if row:
+            return row
         run = self.run(ident)
         if run:
             return self.transcript(run["transcript_id"])
-        rows = self._all("SELECT * FROM transcripts WHERE id LIKE ?", (ident + "%",))
+        return self._unique_prefix("transcripts", ident)
+
+    def _unique_prefix(self, table: str, prefix: str) -> dict[str, Any] | None:
+        """The one row whose id starts with `prefix`, compared literally and case-sensitively
+        (no LIKE: `%` and `_` are plain characters here)."""
+        if not prefix:
+            return None
+        rows = self._all(
+            f"SELECT * FROM {table} WHERE substr(id, 1, ?) = ? LIMIT 2", (len(prefix), prefix)
+        )
         return rows[0] if len(rows) == 1 else None
 
     def list_transcripts(self) -> list[dict[str, Any]]:
@@ -165,6 +184,12 @@ class Store:
                     tid,
                 ),
             )
+            # The meeting's room and start time name export files and date search hits.
+            self.conn.execute(
+                "UPDATE recordings SET room = COALESCE(?, room),"
+                " started_at_ms = COALESCE(?, started_at_ms) WHERE id = ?",
+                (doc.room, doc.started_at_ms, doc.recording_id),
+            )
 
     def set_audio_deleted(self, transcript_id: str) -> None:
         self.conn.execute(
@@ -232,10 +257,7 @@ class Store:
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         row = self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
-        if row is None:
-            rows = self._all("SELECT * FROM runs WHERE id LIKE ?", (run_id + "%",))
-            row = rows[0] if len(rows) == 1 else None
-        return row
+        return row if row is not None else self._unique_prefix("runs", run_id)
 
     def runs(self, limit: int = 50, recording_id: str | None = None) -> list[dict[str, Any]]:
         if recording_id:

@@ -6,11 +6,14 @@ Only ever append migrations: a database created by an older release upgrades in 
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
+
+from reflector_cli.errors import UserError
 
 
 def _m1_core(db: sqlite_utils.Database) -> None:
@@ -162,9 +165,51 @@ def _m3_triggers(db: sqlite_utils.Database) -> None:
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_core, _m2_search, _m3_triggers]
 
 
+def writable(path: Path) -> bool:
+    """Whether the data dir (and the database in it, if any) can be written: permissions and
+    a read-only mount (root passes every permission check, not the mount's)."""
+    db = path / "reflector.sqlite3"
+    try:
+        ro_mount = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+    return not ro_mount and os.access(path, os.W_OK) and (not db.exists() or os.access(db, os.W_OK))
+
+
+def check_data_dir(data_dir: Path, *, create: bool) -> None:
+    """One line for a data dir that is a file, cannot be created, or is read-only."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UserError(f"{data_dir}: is a file, not a data directory (check --data-dir)")
+    if not create:
+        return
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{data_dir}: cannot create the data directory ({exc.strerror})") from None
+    if not writable(data_dir):
+        raise UserError(f"{data_dir}: the data directory is read-only")
+
+
+def connect_readonly(path: Path) -> sqlite_utils.Database:
+    """Open an existing database without writing a byte (a read-only dir or mount): `mode=ro`
+    sees a live WAL; when SQLite cannot even create its shared-memory file, `immutable=1`."""
+    uri = path.resolve().as_uri()
+    for flags in ("mode=ro", "mode=ro&immutable=1"):
+        conn = sqlite3.connect(
+            f"{uri}?{flags}", uri=True, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            continue
+        return sqlite_utils.Database(conn)
+    raise UserError(f"{path}: cannot open the database read-only")
+
+
 def connect(path: Path) -> sqlite_utils.Database:
     """Open (creating and migrating if needed) the database at `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_data_dir(path.parent, create=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA journal_mode=WAL")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import FIXTURE, REFLECTOR, ROOT, cli_json
+from tests.cli.conftest import FIXTURE, REFLECTOR, ROOT, cli, cli_json
 
 
 def _done_count(db: Path, stage: str) -> int:
@@ -103,3 +103,5 @@ def test_consent_denied_deletes_our_audio_but_keeps_the_transcript(
     assert sorted(p.name for p in meeting_copy.iterdir()) == originals
     words = cli_json("export", doc["transcript_id"], "--format", "json", data_dir=data)["words"]
     assert len(words) == doc["word_count"]
+    report = cli("export", doc["transcript_id"], "--format", "html", data_dir=data).stdout
+    assert "<audio" not in report and "audio was deleted" in report

@@ -99,5 +99,6 @@ def test_pipeline_with_artifacts_in_s3(s3_env: dict[str, str], tmp_path: Path) -
     assert doc["status"] == "ended" and doc["word_count"] > 50
     listed = boto3.client("s3").list_objects_v2(Bucket="artifacts", Prefix="shared/")
     keys = {o["Key"].split("/", 2)[2] for o in listed["Contents"]}
-    assert {"mixdown.mp3", "transcript.json", "final.json"} <= keys
+    assert {"mixdown.mp3", "transcript.json"} <= keys
+    assert any(k.startswith("final-") and k.endswith(".json") for k in keys)
     assert not list((tmp_path / "data").glob("rec-*"))  # nothing written locally

@@ -10,7 +10,7 @@ from reflector_cli.config import load_settings
 from reflector_cli.errors import ConfigError
 from reflector_cli.llm import get_backend
 from reflector_cli.llm.actions import action_items
-from reflector_cli.llm.base import TitleRequest, TopicText, Utterance
+from reflector_cli.llm.base import SummaryRequest, TitleRequest, TopicText, Utterance
 from reflector_cli.llm.chunking import build_chunks, chunk_ranges, is_sentence_end, utterances
 from reflector_cli.llm.extractive import ExtractiveBackend
 from reflector_cli.llm.text import is_generic_title
@@ -93,6 +93,29 @@ def test_topic_titles_name_each_subject_and_summaries_are_short() -> None:
         assert all(w[0].isupper() for w in topic.title.split() if w != "and"), topic.title
         assert 1 <= len(re.findall(r"[.!?](?:\s|$)", topic.summary)) <= 2
         assert re.match(r"(Alice Moreno|Bob Chen|Carol Diaz): ", topic.summary)
+
+
+def test_recap_subjects_and_topics_quote_distinct_sentences() -> None:
+    words = build_words()
+    chunks = build_chunks(words, NAME_MAP, chunk_ranges(words))
+    topics = ExtractiveBackend().topics(chunks)
+    text = ExtractiveBackend().summary(
+        SummaryRequest(chunks=chunks, topics=topics, participants=NAMES)
+    )
+    _, _, body = text.long_markdown.partition("\n# Summary\n")
+    subject_paragraphs = [b for b in body.split("\n\n") if b.strip() and not b.startswith("**")]
+    views = {
+        "recap": split_sentences(text.short),
+        "subjects": [s for b in subject_paragraphs for s in split_sentences(b)],
+        "topics": [s for t in topics for s in split_sentences(t.summary)],
+    }
+    assert all(views.values()), views
+    everything = [s for v in views.values() for s in v]
+    assert len(everything) == len(set(everything)), views
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
 
 def test_meeting_title_is_specific_and_short() -> None:

@@ -176,7 +176,11 @@ def test_missing_path_not_a_dir_and_empty_folder(
         ({"participants": [{"file": "a.wav", "offset_s": -1}]}, "offset_s"),
         ({"participants": [{"file": "a.wav", "volume": 3}]}, "volume"),
         ({"participants": []}, "participants"),
-        ({"participants": [{"file": "../a.wav"}]}, "file name in the folder"),
+        ({"participants": [{"file": "../a.wav"}]}, "participants[0].file '../a.wav': must be"),
+        ({"participants": [{"file": "sub/../../a.wav"}]}, "relative path inside the folder"),
+        ({"participants": [{"file": "/etc/passwd"}]}, "relative path inside the folder"),
+        ({"participants": [{"file": "a\\b.wav"}]}, "relative path inside the folder"),
+        ({"participants": [{"file": "."}]}, "relative path inside the folder"),
     ],
 )
 def test_bad_manifest_names_recording_json(
@@ -207,3 +211,45 @@ def test_recording_id_depends_on_content_not_location(
     assert recording_id_for_folder(b) != rid
     write_manifest(a, {"participants": [{"file": "x.wav", "name": "X"}]})
     assert recording_id_for_folder(a) != rid
+
+
+def test_manifest_may_name_tracks_in_subfolders(
+    tmp_path: Path, make_track: Callable[..., Any]
+) -> None:
+    (tmp_path / "tracks").mkdir()
+    make_track(tmp_path / "tracks" / "alice.wav", 0.5)
+    make_track(tmp_path / "tracks" / "bob.wav", 0.5, freq=441)
+    write_manifest(
+        tmp_path,
+        {"participants": [{"file": "tracks/alice.wav", "name": "Alice"},
+                          {"file": "./tracks/bob.wav", "name": "Bob"}]},
+    )  # fmt: skip
+    scan = scan_folder(tmp_path)
+    assert [(t.file, t.name) for t in scan.tracks] == [
+        ("tracks/alice.wav", "Alice"),
+        ("tracks/bob.wav", "Bob"),
+    ]
+    # The nested bytes are part of the recording's identity.
+    rid = recording_id_for_folder(tmp_path)
+    make_track(tmp_path / "tracks" / "bob.wav", 0.5, freq=300)
+    assert recording_id_for_folder(tmp_path) != rid
+
+
+def test_manifest_symlink_out_of_the_folder_is_refused(
+    tmp_path: Path, make_track: Callable[..., Any]
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    make_track(outside / "secret.wav", 0.5)
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "tracks").symlink_to(outside, target_is_directory=True)
+    write_manifest(rec, {"participants": [{"file": "tracks/secret.wav"}]})
+    with pytest.raises(UserError, match=r"participants\[0\]\.file .*outside the folder"):
+        scan_folder(rec)
+    # A symlink that stays inside the folder is fine.
+    (rec / "real").mkdir()
+    make_track(rec / "real" / "a.wav", 0.5)
+    (rec / "alias").symlink_to(rec / "real", target_is_directory=True)
+    write_manifest(rec, {"participants": [{"file": "alias/a.wav"}]})
+    assert [t.file for t in scan_folder(rec).tracks] == ["alias/a.wav"]

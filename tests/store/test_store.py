@@ -112,3 +112,31 @@ def test_events_are_append_only_rows(tmp_path: Path) -> None:
     s.add_event("t1", "r1", "TOPIC", {"title": "x"})
     assert [e["type"] for e in s.events("t1")] == ["STATUS", "TOPIC"]
     assert [e["type"] for e in s.events("t1", after_id=first)] == ["TOPIC"]
+
+
+def test_id_lookups_are_literal_prefixes_or_exact(tmp_path: Path) -> None:
+    s = Store(tmp_path / "db.sqlite3")
+    s.ensure_recording(pipe("rec-only"))
+    s.create_run("r-rec-only", pipe("rec-only"), "local")
+    # With a single row, a LIKE wildcard would be a "unique prefix" of it.
+    for wild in ("%", "_", "t-%", "t-re_", "r%", "T-REC-ONLY"):
+        assert s.find_transcript(wild) is None and s.run(wild) is None, wild
+    for rid in ("rec-abc", "rec-abd"):
+        s.ensure_recording(pipe(rid))
+        s.create_run("r-" + rid, pipe(rid), "local")
+    s.ensure_recording(pipe("rec_%x"))
+    # `%` and `_` are plain characters: neither matches "anything".
+    for wild in ("%", "_", "t-%", "t-re_", "t-rec-ab_", "r-%", "T-REC-ABC"):
+        assert s.find_transcript(wild) is None, wild
+    assert s.run("%") is None and s.run("r-rec-ab_") is None
+    # A literal prefix still finds its one row; an ambiguous one finds none.
+    assert s.find_transcript("t-rec-abc")["id"] == "t-rec-abc"
+    assert s.find_transcript("t-rec-abd"[:-1]) is None
+    assert s.find_transcript("t-rec_%")["id"] == "t-rec_%x"
+    assert s.run("r-rec-abd")["id"] == "r-rec-abd"
+    # The server's lookup takes no prefix at all, only whole ids of any kind.
+    assert s.find_transcript_exact("t-rec-ab") is None
+    assert s.find_transcript_exact("t-rec_%") is None
+    assert s.find_transcript_exact("rec-abc")["id"] == "t-rec-abc"
+    assert s.find_transcript_exact("r-rec-abd")["id"] == "t-rec-abd"
+    s.close()

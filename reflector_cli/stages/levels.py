@@ -1,0 +1,133 @@
+"""Short-time level envelopes of the padded tracks, streamed in blocks (bounded memory), and the
+per-pair leak gains that crosstalk suppression compares words against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+FRAME_S = 0.01
+# Blocks of a few seconds: libsndfile's FLAC reader is fastest there, memory stays small.
+BLOCK_FRAMES = 400
+# -100 dBFS: the level of digital silence, so log10 never sees 0.
+FLOOR_POWER = 1e-10
+# Leak gains are estimated on ~100 ms windows: a syllable, long enough that the few
+# milliseconds a leak arrives late (and a short room reverb) do not matter.
+SMOOTH_S = 0.1
+# A frame shows track j as the source when j is the loudest track by this much: the largest
+# lead that still finds enough frames, so other talkers are least likely to be mixed in.
+SOURCE_LEADS_DB = (10.0, 6.0, 3.0)
+# Where j is the source, mic i carries j's leak plus whatever i says meanwhile (overlaps only add
+# energy), so the leak is the lower part of the distribution: its first quartile, not its median.
+LEAK_QUANTILE = 25
+# ...and j is this far above its own noise floor (it is speaking, not hissing).
+ACTIVE_DB = 15.0
+MIN_SOURCE_FRAMES = 50
+# A "leak" no weaker than this relative to its source is not a leak we can separate by level
+# (two open laptops side by side): treat the pair as unknown, so level alone never removes.
+MAX_LEAK_DB = -3.0
+
+
+def envelope(path: Path, frame_s: float = FRAME_S) -> np.ndarray:
+    """Mean power of every `frame_s` frame of an audio file (channels averaged), as float32."""
+    out: list[np.ndarray] = []
+    with sf.SoundFile(str(path)) as f:
+        hop = max(1, round(f.samplerate * frame_s))
+        carry = np.zeros(0, dtype=np.float64)
+        for block in f.blocks(blocksize=hop * BLOCK_FRAMES, dtype="float32", always_2d=True):
+            sq = np.concatenate([carry, np.mean(block.astype(np.float64) ** 2, axis=1)])
+            whole = len(sq) // hop * hop
+            out.append(sq[:whole].reshape(-1, hop).mean(axis=1).astype(np.float32))
+            carry = sq[whole:]
+        if len(carry):
+            out.append(np.array([carry.mean()], dtype=np.float32))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def db(power: np.ndarray | float) -> np.ndarray:
+    return 10.0 * np.log10(np.maximum(power, FLOOR_POWER))
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Envelopes of every track on the meeting timeline, with cumulative sums for span means."""
+
+    power: np.ndarray  # (tracks, frames) mean power per frame
+    frame_s: float = FRAME_S
+
+    @classmethod
+    def from_envelopes(cls, envs: Sequence[np.ndarray], frame_s: float = FRAME_S) -> Levels:
+        n = max((len(e) for e in envs), default=0)
+        power = np.zeros((len(envs), n), dtype=np.float32)
+        for k, e in enumerate(envs):
+            power[k, : len(e)] = e
+        return cls(power=power, frame_s=frame_s)
+
+    @property
+    def tracks(self) -> int:
+        return self.power.shape[0]
+
+    def span_db(self, start: float, end: float) -> np.ndarray:
+        """Each track's level (dB) over [start, end): mean power, so both tracks are judged on
+        exactly the same stretch and word-boundary errors cancel out."""
+        n = self.power.shape[1]
+        a = min(max(0, int(start / self.frame_s)), max(0, n - 1))
+        b = min(max(a + 1, int(np.ceil(end / self.frame_s))), n)
+        if n == 0:
+            return np.full(self.tracks, db(0.0))
+        return db(self.power[:, a:b].mean(axis=1))
+
+    def floors_db(self) -> np.ndarray:
+        """Each track's noise floor: a low percentile of its non-silent frames."""
+        out = np.full(self.tracks, db(0.0))
+        for k in range(self.tracks):
+            live = self.power[k][self.power[k] > FLOOR_POWER]
+            if len(live):
+                out[k] = db(np.percentile(live, 10))
+        return out
+
+    def smoothed_db(self) -> np.ndarray:
+        win = max(1, round(SMOOTH_S / self.frame_s))
+        kernel = np.ones(win) / win
+        return np.stack([db(np.convolve(p, kernel, mode="same")) for p in self.power])
+
+
+def leak_gains(levels: Levels) -> np.ndarray:
+    """gain[i, j] (dB): how loud track j's talker is on microphone i, relative to j's own.
+
+    Measured from the meeting itself: the first quartile of level_i - level_j over the frames
+    where j is clearly the source (loudest track by a margin, well above its floor). NaN when j
+    is never clearly the source, or when the "leak" is about as loud as the source: no level
+    evidence.
+    """
+    n = levels.tracks
+    gains = np.full((n, n), np.nan)
+    if n < 2 or levels.power.shape[1] == 0:
+        return gains
+    s = levels.smoothed_db()
+    floors = levels.floors_db()
+    for j in range(n):
+        source = _source_frames(s, j, floors[j])
+        if source is None:
+            continue
+        for i in range(n):
+            if i != j:
+                g = float(np.percentile(s[i, source] - s[j, source], LEAK_QUANTILE))
+                gains[i, j] = g if g <= MAX_LEAK_DB else np.nan
+    return gains
+
+
+def _source_frames(s: np.ndarray, j: int, floor: float) -> np.ndarray | None:
+    """Frames where track j is clearly the one talking, or None when there are too few."""
+    loudest_other = np.delete(s, j, axis=0).max(axis=0)
+    active = s[j] >= floor + ACTIVE_DB
+    for lead in SOURCE_LEADS_DB:
+        source = active & (s[j] >= loudest_other + lead)
+        if source.sum() >= MIN_SOURCE_FRAMES:
+            return source
+    return None

@@ -1,0 +1,48 @@
+"""Level envelopes streamed from real FLAC files, and leak gains measured from a meeting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from reflector_cli.stages.levels import FRAME_S, Levels, envelope, leak_gains
+from tests.stages.crosstalk_audio import RATE, Meeting
+
+
+def test_streamed_envelope_equals_the_whole_file_computation(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    rate = 48000
+    audio = (rng.standard_normal(rate * 7 + 123) * 0.1).astype(np.float32)  # not whole frames
+    sf.write(tmp_path / "a.flac", audio, rate, subtype="PCM_16")
+    env = envelope(tmp_path / "a.flac")
+    pcm = sf.read(tmp_path / "a.flac", dtype="float32")[0].astype(np.float64)
+    hop = round(rate * FRAME_S)
+    whole = len(pcm) // hop * hop
+    expect = (pcm[:whole] ** 2).reshape(-1, hop).mean(axis=1)
+    assert len(env) == len(expect) + 1  # the partial last frame counts too
+    np.testing.assert_allclose(env[:-1], expect, rtol=1e-4)
+
+
+def test_leak_gain_is_measured_from_the_meeting(tmp_path: Path) -> None:
+    m = Meeting(9.0)
+    a, b = m.talker(), m.talker()
+    m.say(a, 0.5, "the quarterly numbers look strong and the launch is on schedule")
+    m.say(b, 5.0, "we should hire two more engineers before summer", voice="en-us+f3")
+    envs = []
+    for i, mic in enumerate(m.mics(leak_db=-24.0)):
+        sf.write(tmp_path / f"{i}.flac", mic, RATE, subtype="PCM_16")
+        envs.append(envelope(tmp_path / f"{i}.flac"))
+    gains = leak_gains(Levels.from_envelopes(envs))
+    assert np.isnan(gains[0, 0]) and np.isnan(gains[1, 1])
+    # Within a few dB of the -24 dB mixed in (room reverb and the quartile shift it a little).
+    assert -29 < gains[0, 1] < -20 and -29 < gains[1, 0] < -20
+
+
+def test_a_track_that_is_never_the_source_gives_no_gain() -> None:
+    bursts = np.tile(np.r_[np.full(50, 1e-2), np.full(50, 1e-8)], 10).astype(np.float32)
+    leak_only = (bursts * 10 ** (-30 / 10) + 1e-9).astype(np.float32)
+    gains = leak_gains(Levels.from_envelopes([bursts, leak_only]))
+    assert -31 < gains[1, 0] < -29
+    assert np.isnan(gains[0, 1])  # track 1 is never the one talking: no evidence about it
