@@ -75,7 +75,7 @@ def set_pdeathsig(sig: int = signal.SIGKILL) -> bool:
 
 
 # A handled signal (SIGTERM: clean shutdown) gets this long before the process is ended hard.
-STOP_GRACE_S = 3.0
+STOP_GRACE_S = 2.0
 
 
 def _die(sig: int) -> None:

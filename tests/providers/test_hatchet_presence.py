@@ -53,14 +53,21 @@ def test_a_run_submitted_before_any_worker_waits_and_completes_once_one_starts(
 ) -> None:
     data = tmp_path / "data"
     log = tmp_path / "submitter.err"
+    t0 = time.monotonic()
     proc = _submitter(meeting, data, log=log)
     ns = hatchet_client_env["HATCHET_CLIENT_NAMESPACE"]
     try:
-        _wait_for_line(log, f"waiting for a worker in namespace {ns}_ on ", proc)
+        said = _wait_for_line(log, f"waiting for a worker in namespace {ns}_ on ", proc)
         time.sleep(8)  # the bar: the worker starts 8 s after the submitter
         assert proc.poll() is None, log.read_text()
+        t_worker = time.monotonic()
         start_worker(data)
+        healthy = time.monotonic() - t_worker
         out, _ = proc.communicate(timeout=600)
+        print(
+            f"waiting line after {said:.1f} s; worker healthy {healthy:.1f} s after its start; "
+            f"run done {time.monotonic() - t0:.1f} s after submitting"
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
