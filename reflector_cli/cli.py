@@ -7,13 +7,20 @@ Commands live in `reflector_cli/commands/`, one module per group; importing them
 from __future__ import annotations
 
 import os
+import re
+import signal
+import sqlite3
 import sys
 
-from rich.text import Text
+from reflector_cli import lifeline
 
-import reflector_cli.commands  # noqa: F401  (registers every command)
-from reflector_cli.commands.base import app, emit_json, err, json_error, wants_json
-from reflector_cli.errors import ReflectorError, one_line
+lifeline.exit_on_stop_signals()  # until main() takes over (see there)
+
+from rich.text import Text  # noqa: E402 - after the handlers: importing takes seconds
+
+import reflector_cli.commands  # noqa: E402, F401  (registers every command)
+from reflector_cli.commands.base import app, emit_json, err, json_error, wants_json  # noqa: E402
+from reflector_cli.errors import ReflectorError, one_line  # noqa: E402
 
 # --------------------------------------------------------------------------- entry point
 
@@ -29,17 +36,45 @@ def _fail(message: str, exit_code: int = 1) -> None:
     sys.exit(exit_code)
 
 
+# SQLite's words for a write the disk refused: SQLITE_FULL, or SQLITE_IOERR for EFBIG/EIO.
+_DISK = re.compile(r"disk is full|disk I/O error")
+
+
+def _interrupted(signum: int) -> None:
+    """Ctrl-C, SIGTERM or SIGHUP: the run is already recorded as interrupted. Exit now: a
+    light stage still on a thread (nobody waits for it) must not hold the exit up."""
+    with lifeline.deferred_stop_signals():
+        err.print(
+            f"interrupted ({signal.Signals(signum).name}): finished stages are kept; "
+            "run the same command to resume",
+            markup=False,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signum)  # what a shell reports for a command stopped by that signal
+
+
 def main() -> None:
+    lifeline.handle_stop_signals()
+    lifeline.bind_from_env()
     try:
         app()
     except ReflectorError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        err.print("interrupted: finished stages are kept; run the same command to resume")
-        sys.exit(130)
+        _interrupted(lifeline.stopped_by or signal.SIGINT)
+    except SystemExit:
+        if lifeline.stopped_by is None:
+            raise
+        _interrupted(lifeline.stopped_by)  # the CLI framework turned the stop into an exit
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
         if os.environ.get("REFLECTOR_DEBUG"):
             raise
+        if isinstance(exc, sqlite3.OperationalError) and _DISK.search(str(exc)):
+            _fail(
+                f"database: {exc} (disk full?): free some space, then run the same command "
+                "to resume; finished stages are kept"
+            )
         _fail(f"unexpected {type(exc).__name__}: {exc} (set REFLECTOR_DEBUG=1 for a traceback)")
 
 

@@ -128,6 +128,17 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias=AliasChoices("retry_backoff_s", "REFLECTOR_RETRY_BACKOFF"),
     )
+    # Hatchet: how long a submitter waits for a worker of its namespace before giving up.
+    wait_for_worker_s: float = Field(
+        default=600.0,
+        ge=0,
+        validation_alias=AliasChoices("wait_for_worker_s", "REFLECTOR_WAIT_FOR_WORKER"),
+    )
+    # Per-stage timeout overrides, "stage=seconds[,stage=seconds]" (e.g. to test timeouts).
+    stage_timeouts: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("stage_timeouts", "REFLECTOR_STAGE_TIMEOUTS"),
+    )
     # Testing aid: "stage:N[,stage:N]" fails the first N attempts of a stage, on any provider.
     test_fail: str | None = Field(
         default=None, validation_alias=AliasChoices("test_fail", "REFLECTOR_TEST_FAIL")
@@ -210,6 +221,13 @@ class Settings(BaseSettings):
         default=8000, ge=0, le=65535, validation_alias=AliasChoices("serve_port", "REFLECTOR_PORT")
     )
 
+    @field_validator("stage_timeouts")
+    @classmethod
+    def _check_timeouts(cls, v: str | None) -> str | None:
+        if v is not None:
+            _parse_timeouts(v)
+        return v
+
     @field_validator("provider", "shadow_provider", mode="before")
     @classmethod
     def _none_is_local(cls, v: object) -> object:
@@ -220,6 +238,10 @@ class Settings(BaseSettings):
         return self._language_flag
 
     @cached_property
+    def timeout_overrides(self) -> dict[str, float]:
+        return _parse_timeouts(self.stage_timeouts or "")
+
+    @cached_property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "reflector.sqlite3"
 
@@ -228,6 +250,20 @@ class Settings(BaseSettings):
         return bool(
             self.zulip_realm and self.zulip_bot_email and self.zulip_api_key and self.zulip_stream
         )
+
+
+def _parse_timeouts(text: str) -> dict[str, float]:
+    """Parse "stage=seconds[,stage=seconds]"; the ValueError names the bad item."""
+    out: dict[str, float] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        name, _, sec = item.partition("=")
+        try:
+            out[name.strip()] = float(sec)
+        except ValueError:
+            raise ValueError(f"{item!r} is not stage=seconds") from None
+        if not out[name.strip()] > 0:
+            raise ValueError(f"{item!r}: seconds must be > 0")
+    return out
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -64,7 +64,12 @@ class Stage:
     def fn(self) -> Callable[[Any, Any], BaseModel]:
         return _resolve(self.fn_path)
 
-    def timeout_s(self, audio_s: float | None) -> float:
+    def timeout_s(
+        self, audio_s: float | None, overrides: Mapping[str, float] | None = None
+    ) -> float:
+        """Seconds one attempt may take; `overrides` (stage -> seconds, from settings) wins."""
+        if overrides and self.name in overrides:
+            return overrides[self.name]
         minutes = (audio_s or 0.0) / 60.0
         return self.timeout_base_s + self.timeout_per_audio_min_s * minutes
 

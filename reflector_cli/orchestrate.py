@@ -5,10 +5,13 @@ This is the provider-agnostic driver the CLI calls; providers only execute the D
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from reflector_cli import lifeline
 from reflector_cli import models as m
 from reflector_cli.compare import ComparisonReport, compare_runs, store_comparison
 from reflector_cli.config import Settings
@@ -16,6 +19,7 @@ from reflector_cli.errors import UserError, one_line
 from reflector_cli.lock import recording_lock
 from reflector_cli.pipeline import EventSink, Observer, new_run_id, prepare_input, result_view
 from reflector_cli.runlog import RunLog
+from reflector_cli.runstate import KILLED, mark_interrupted
 from reflector_cli.store.repo import Store
 
 
@@ -144,10 +148,10 @@ def _process_locked(
             return resumed
         # It failed while nobody watched (now recorded): this command asks for a fresh try.
     # We hold the lock, so any run of this recording still marked running was killed.
-    store.conn.execute(
-        "UPDATE runs SET status = 'interrupted' WHERE recording_id = ? AND status = 'running'",
-        (pipe.recording_id,),
-    )
+    for stale in store._all(
+        "SELECT * FROM runs WHERE recording_id = ? AND status = 'running'", (pipe.recording_id,)
+    ):
+        mark_interrupted(store, stale, KILLED)
     run_id = new_run_id()
     store.create_run(run_id, pipe, provider, role=role, force=force)
     sink = EventSink(store, pipe.transcript_id, run_id, observer)
@@ -207,9 +211,21 @@ def _conclude(
     run_id, primary, sink = log.run_id, log.hooks, log.sink
     try:
         outcome = execute()
+    except KeyboardInterrupt as exc:
+        # Ctrl-C, SIGTERM, SIGHUP: finished stages stay; the same command resumes.
+        with lifeline.deferred_stop_signals():
+            run = store.run(run_id) or {"id": run_id}
+            # An engine run goes on without its submitter: left "running", the same command
+            # follows it again (see _engine_run_to_follow).
+            if not run.get("engine_run_id"):
+                mark_interrupted(store, run, f"stopped by {exc or 'SIGINT'}")
+        raise
     except BaseException as exc:
         # Not a stage failure (those are outcomes): record it so the run isn't left "running".
-        store.finish_run(run_id, "error", None, f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(sqlite3.Error):  # a full disk must not hide the first error
+            store.finish_run(run_id, "error", None, one_line(f"{type(exc).__name__}: {exc}"))
+            if not was_ended and primary:
+                store.set_status(pipe.transcript_id, "error", None, one_line(str(exc)))
         raise
     if outcome.status == "ended":
         store.finish_run(run_id, "ended")

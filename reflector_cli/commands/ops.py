@@ -53,9 +53,11 @@ def serve(
     """Start runs from Daily.co webhooks; stream a transcript's events over WebSocket."""
     import logging
 
+    from reflector_cli import lifeline
     from reflector_cli.server import serve as run_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    lifeline.bind_children()  # runs started by webhooks stop (interrupted) with the server
     run_server(settings_from(data_dir=data_dir), host, port)
 
 

@@ -106,6 +106,15 @@ def process(
             help="Hatchet only: submit and print the run id; `reflector runs show RUN` follows it.",
         ),
     ] = False,
+    wait_for_worker: Annotated[
+        float | None,
+        typer.Option(
+            "--wait-for-worker",
+            metavar="SECONDS",
+            help="Hatchet: wait this long for a worker of the namespace to appear "
+            "[default: $REFLECTOR_WAIT_FOR_WORKER or 600].",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -141,6 +150,7 @@ def process(
         device=device,
         beam_size=beam_size,
         workers=workers,
+        wait_for_worker_s=wait_for_worker,
         crosstalk=None if crosstalk is None else crosstalk is OnOff.on,
     )
     formats = _formats_for(output_dir, fmt)

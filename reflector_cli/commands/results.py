@@ -38,11 +38,15 @@ def show(
 ) -> None:
     """Show a stored transcript: speakers with talk time, waveform, summary and topics."""
     from reflector_cli.pipeline import result_view
+    from reflector_cli.runstate import reap_interrupted
     from reflector_cli.showview import show_lines
     from reflector_cli.talk import talk_seconds
 
-    store = open_store(settings_from(data_dir=data_dir))
+    settings = settings_from(data_dir=data_dir)
+    store = open_store(settings)
     row = find_transcript(store, ident)
+    if row["status"] == "processing" and reap_interrupted(store, settings, row["recording_id"]):
+        row = find_transcript(store, row["id"])  # its run was killed: no longer "processing"
     view = result_view(store, row["id"])
     view |= {
         "recording_id": row["recording_id"],

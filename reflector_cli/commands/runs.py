@@ -22,6 +22,7 @@ from reflector_cli.commands.base import (
     settings_from,
 )
 from reflector_cli.errors import UserError
+from reflector_cli.runstate import reap_interrupted
 from reflector_cli.textview import Col, duration, fit_table, table_lines, wrap
 
 _SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -85,7 +86,9 @@ def runs_list(
         return
     from reflector_cli.store.runviews import list_runs
 
-    store = open_store(settings_from(data_dir=data_dir))
+    settings = settings_from(data_dir=data_dir)
+    store = open_store(settings)
+    reap_interrupted(store, settings)  # a killed run's process is gone: say so, not "running"
     if comparisons:
         _list_comparisons(store, limit, as_json)
         return
@@ -171,6 +174,8 @@ def runs_show(
         raise UserError(
             f"{run_id}: no run has this id or unique prefix (`reflector runs` lists whole ids)"
         )
+    if reap_interrupted(store, settings, str(run["recording_id"])):
+        run = store.run(run["id"]) or run
     if run["provider"] == "hatchet" and run["status"] in ("submitted", "running"):
         from reflector_cli.providers.hatchet import sync_run
 

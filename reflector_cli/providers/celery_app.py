@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,10 +25,10 @@ from typing import Any
 import redis
 from celery import Celery, Task
 from celery.result import AsyncResult
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from kombu.utils.url import maybe_sanitize_url
 
-from reflector_cli import dag
+from reflector_cli import dag, lifeline
 from reflector_cli import models as m
 from reflector_cli.config import Settings, load_settings
 from reflector_cli.errors import UserError
@@ -172,9 +173,18 @@ app = configure(Celery("reflector"))
 TASKS = register_tasks(app)
 
 
+# The worker's main process, so each pool child can end with it (set by run_worker).
+MASTER_ENV = "REFLECTOR_CELERY_MASTER_PID"
+
+
 @worker_process_init.connect
 def _warm_model(**_: Any) -> None:
-    """Load the whisper model once per worker process, before its first transcription."""
+    """Load the whisper model once per worker process, before its first transcription.
+
+    First, tie the pool child to the worker's main process: killed, it leaves no children."""
+    master = os.environ.get(MASTER_ENV, "")
+    if master.isdigit():
+        lifeline.bind_to_parent(int(master))
     settings = worker_settings()
     try:
         warm_up(asr_options(settings))
@@ -182,10 +192,23 @@ def _warm_model(**_: Any) -> None:
         log.warning("whisper model not preloaded: %s", exc)
 
 
+@worker_ready.connect
+def _bounded_stop(**_: Any) -> None:
+    """SIGTERM and SIGHUP start Celery's warm shutdown, bounded in time (lifeline.bounded_stop;
+    acks_late tasks it abandons are redelivered). Celery's own SIGHUP would re-exec it."""
+    warm = signal.getsignal(signal.SIGTERM)
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lifeline.bounded_stop(warm))
+    except ValueError:  # not the main thread: keep Celery's defaults
+        log.warning("stop signals keep Celery's defaults")
+
+
 def run_worker(settings: Settings, concurrency: int) -> None:
     """Run a worker in this process (blocks): prefork, `concurrency` child processes."""
     global _worker_settings
     _worker_settings = settings
+    os.environ[MASTER_ENV] = str(os.getpid())
     configure(app)
     app.worker_main(
         [
@@ -328,7 +351,7 @@ class CeleryProvider(LocalProvider):
             self.close()
         return st.outcome()
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
         try:
             self._drain_events()
             self._client.delete(self._key)

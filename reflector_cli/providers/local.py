@@ -7,26 +7,21 @@ finished stage so a killed run resumes where it stopped.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import queue
 import time
 from collections.abc import Iterable
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from reflector_cli import dag
+from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
 from reflector_cli.execute import run_stage, warm_up
+from reflector_cli.providers.workerpool import RemoteError, WorkerDied, WorkerPool
 from reflector_cli.runlog import RunLog, short_error
 
 Node = tuple[str, int | None]
@@ -62,6 +57,8 @@ class _State:
     done: dict[Node, BaseModel] = field(default_factory=dict)
     failed: dict[Node, str] = field(default_factory=dict)
     inflight: dict[Future[dict[str, Any]], Node] = field(default_factory=dict)
+    # Heavy stages in worker processes: when each must be done (monotonic) and its timeout.
+    deadlines: dict[Future[dict[str, Any]], tuple[float, float]] = field(default_factory=dict)
     delayed: list[tuple[float, Node]] = field(default_factory=list)
     n_tracks: int | None = None
     fatal: tuple[str, str] | None = None
@@ -79,7 +76,7 @@ class LocalProvider:
         self.settings = settings
         self.log = log
         self.rerun = set(rerun)  # stages that must execute even when a checkpoint matches
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
         self._events: Any = None
         # Light stages (declared in the DAG) run on threads here: no process hop per stage.
         self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stage")
@@ -127,16 +124,10 @@ class LocalProvider:
 
     # ------------------------------------------------------------------ execution
 
-    def _pool_for(self) -> ProcessPoolExecutor:
+    def _pool_for(self) -> WorkerPool:
         if self._pool is None:
-            ctx = mp.get_context("spawn")
-            self._events = ctx.Queue()
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.settings.workers,
-                mp_context=ctx,
-                initializer=_init_worker,
-                initargs=(self._events,),
-            )
+            self._pool = WorkerPool(self.settings.workers, _init_worker)
+            self._events = self._pool.events
         return self._pool
 
     def _warm_pool(self) -> None:
@@ -194,10 +185,29 @@ class LocalProvider:
         attempt = self.log.started(name, track, inp)
         fut = self._pool_for().submit(_pool_task, name, payload, self.settings, track, attempt)
         st.inflight[fut] = node
+        limit = self._timeout(s, st)
+        st.deadlines[fut] = (time.monotonic() + limit, limit)
         return True
+
+    def _timeout(self, s: dag.Stage, st: _State) -> float:
+        rec = st.outputs.get("get_recording")
+        audio_s = rec.duration_s if isinstance(rec, m.RecordingOut) else None
+        return s.timeout_s(audio_s, self.settings.timeout_overrides)
+
+    def _enforce_timeouts(self, st: _State) -> None:
+        """Kill the worker of a heavy stage past its timeout: the attempt fails, and the
+        worker is replaced by a fresh process for whatever runs next."""
+        now = time.monotonic()
+        for fut, (deadline, limit) in list(st.deadlines.items()):
+            if now > deadline and not fut.done() and self._pool is not None:
+                name, track = st.inflight[fut]
+                where = name if track is None else f"{name} (track {track})"
+                self._pool.kill(fut, f"{where}: timed out after {limit:g} s")
+                del st.deadlines[fut]
 
     def _finish(self, fut: Future[dict[str, Any]], st: _State) -> None:
         node = st.inflight.pop(fut)
+        st.deadlines.pop(fut, None)
         name, track = node
         s = dag.stage(name)
         try:
@@ -206,15 +216,17 @@ class LocalProvider:
             self._drain_events()
             attempts = self.log._attempts(name, track)
             policy = s.retry_policy(self.settings)
-            final = isinstance(exc, UserError) or attempts >= policy.max_attempts
-            self.log.failed(name, track, short_error(exc), final=final)
+            permanent = isinstance(exc, UserError) or getattr(exc, "permanent", False)
+            error = str(exc) if isinstance(exc, RemoteError | WorkerDied) else short_error(exc)
+            final = permanent or attempts >= policy.max_attempts
+            self.log.failed(name, track, error, final=final)
             if not final:
                 delay = policy.delay_s(attempts)
                 st.delayed.append((time.monotonic() + delay, node))
             else:
-                st.failed[node] = short_error(exc)
+                st.failed[node] = error
                 if s.critical and st.fatal is None:
-                    st.fatal = (name, short_error(exc))
+                    st.fatal = (name, error)
             return
         self._drain_events()
         self._record(node, self.log.done(name, track, result), st)
@@ -240,8 +252,9 @@ class LocalProvider:
 
     def run(self) -> RunOutcome:
         st = _State()
-        self._warm_pool()
+        stopped = True  # until the loop ends normally: interrupted (or crashed)
         try:
+            self._warm_pool()
             while True:
                 if st.fatal is None:
                     progressed = True
@@ -263,16 +276,21 @@ class LocalProvider:
                     finished, _ = wait(list(st.inflight), timeout=0.2, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         self._finish(fut, st)
+                    self._enforce_timeouts(st)
                 else:
                     time.sleep(0.05)
                 self._drain_events()
+            stopped = False
         finally:
-            self.close()
+            self.close(kill=stopped)
         return st.outcome()
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Stop workers and threads; `kill` (interrupted) ends running stages at once."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close(kill=kill)
             self._pool = None
-        self._threads.shutdown(wait=True, cancel_futures=True)
-        self._drain_events()
+        # A light stage on a thread can't be killed: when interrupted, nobody waits for it.
+        self._threads.shutdown(wait=not kill, cancel_futures=True)
+        if not kill:
+            self._drain_events()

@@ -145,6 +145,9 @@ class HatchetProvider:
             for (name, track), node in state.nodes.items()
             if node.final
         }
+        from reflector_cli.providers.hatchet.presence import ready_for_run
+
+        ready_for_run(self.hatchet, self.settings, wait=not self.no_wait)
         wf = self.hatchet.stubs.workflow(name=PIPELINE_WF, input_validator=RunInput)
         inp = RunInput(
             pipeline=pipe, run_id=self.log.run_id, audio_s=audio_seconds(pipe), reused=reused

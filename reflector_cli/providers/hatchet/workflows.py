@@ -346,4 +346,6 @@ def run_worker(settings: Settings, slots: int = 1, name: str = "reflector-worker
         log.info("health check on http://127.0.0.1:%d/health", cfg.healthcheck.port)
     _GATE.configure(slots)
     wf, track_wf = build_workflows(hatchet, settings)
-    hatchet.worker(name, slots=engine_slots(slots), workflows=[wf, track_wf]).start()
+    from reflector_cli.providers.hatchet.presence import start_worker
+
+    start_worker(hatchet, name, engine_slots(slots), [wf, track_wf], settings)

@@ -1,0 +1,207 @@
+"""Worker processes for heavy stages: one task at a time each, killable one by one.
+
+Unlike a ProcessPoolExecutor, a worker over its stage's timeout can be killed and replaced
+without breaking the others, and every worker dies with the process that started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from multiprocessing.connection import Connection, Pipe
+from typing import Any
+
+from reflector_cli import lifeline
+from reflector_cli.errors import UserError
+
+Task = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+class WorkerDied(RuntimeError):
+    """The worker process running a task ended before answering (killed, crashed, timed out)."""
+
+
+class RemoteError(Exception):
+    """A task's exception, carried across the process boundary as its one-line description."""
+
+    def __init__(self, message: str, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Outbox:
+    """The worker side of the event stream: items go up the task pipe, between replies (no
+    multiprocessing.Queue, so nothing for the resource tracker to clean up after a kill)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+
+    def put(self, item: Any) -> None:
+        self.send(("event", item))
+
+    def send(self, msg: tuple[str, Any]) -> None:
+        with self.lock:  # a stage may emit from its own threads
+            self.conn.send(msg)
+
+
+def child_main() -> None:
+    """A worker's entry point (argv: pipe fd, parent pid): bind to the parent before anything
+    else, then run each task received and answer with its result or its error."""
+    fd, parent_pid = int(sys.argv[1]), int(sys.argv[2])
+    lifeline.bind_to_parent(parent_pid)
+    conn = Connection(fd)
+    outbox = Outbox(conn)
+    init, init_args = conn.recv()
+    init(outbox, *init_args)
+    from reflector_cli.runlog import short_error
+
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the scheduler
+            reply = ("err", (short_error(exc), isinstance(exc, UserError)))
+        outbox.send(reply)
+
+
+# A plain interpreter, not multiprocessing's spawn: no re-import of the CLI's __main__ and no
+# resource tracker, so the window before the child asks for its parent-death signal is tiny.
+_BOOT = "from reflector_cli.providers.workerpool import child_main; child_main()"
+
+
+class _Worker:
+    def __init__(self, pool: WorkerPool) -> None:
+        self.conn, child = Pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, str(child.fileno()), str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=2,  # stdout is the command's (--json document), never a worker's
+            pass_fds=(child.fileno(),),
+        )
+        child.close()
+        self.conn.send((pool.init, pool.init_args))
+        self.killed: str | None = None  # why the scheduler killed it (e.g. a timeout)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+
+    def join(self, timeout: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=timeout)
+
+
+class WorkerPool:
+    """`size` worker processes fed from one queue; `submit` returns a Future.
+
+    `init(outbox, *init_args)` runs first in each worker; what it `put`s to the outbox arrives
+    in `events` here, before the reply of the task that sent it.
+    """
+
+    def __init__(self, size: int, init: Callable[..., None], init_args: tuple = ()) -> None:
+        self.init, self.init_args = init, init_args
+        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Task] | None] = queue.SimpleQueue()
+        self._running: dict[Future[Any], _Worker] = {}
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._feed, name=f"pool-feed-{i}", daemon=True)
+            for i in range(size)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._tasks.put((fut, (fn, args)))
+        return fut
+
+    def kill(self, fut: Future[Any], reason: str) -> bool:
+        """Kill the worker running `fut` (it fails with WorkerDied(reason)); it is replaced."""
+        with self._lock:
+            worker = self._running.get(fut)
+            if worker is None:
+                return False
+            worker.killed = reason
+            worker.kill()
+            return True
+
+    def _feed(self) -> None:
+        """One worker's lifetime: start it lazily, hand it tasks, replace it when it dies."""
+        worker: _Worker | None = None
+        while (item := self._tasks.get()) is not None:
+            fut, task = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            with self._lock:
+                if self._closed:
+                    fut.set_exception(WorkerDied("pool closed"))
+                    continue
+                if worker is None or not worker.alive():
+                    worker = _Worker(self)
+                    self._workers.append(worker)
+                self._running[fut] = worker
+            try:
+                worker.conn.send(task)
+                kind, value = self._reply(worker)
+            except (EOFError, OSError):
+                worker.join(timeout=5)
+                why = worker.killed or f"worker exited with code {worker.proc.returncode}"
+                fut.set_exception(WorkerDied(why))
+                worker = None
+                continue
+            finally:
+                with self._lock:
+                    self._running.pop(fut, None)
+            if kind == "ok":
+                fut.set_result(value)
+            else:
+                fut.set_exception(RemoteError(*value))
+        if worker is not None:
+            worker.conn.close()
+            worker.join(timeout=5)
+
+    def _reply(self, worker: _Worker) -> tuple[str, Any]:
+        while True:
+            kind, value = worker.conn.recv()
+            if kind != "event":
+                return kind, value
+            self.events.put(value)
+
+    def close(self, kill: bool = False) -> None:
+        """Stop the workers: after their current task, or at once (`kill`, e.g. Ctrl-C)."""
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers)
+        while True:
+            try:
+                item = self._tasks.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        if kill:
+            for w in workers:
+                w.killed = "interrupted"
+                w.kill()
+        for _ in self._threads:
+            self._tasks.put(None)
+        for t in self._threads:
+            t.join(timeout=None if not kill else 5)
+        for w in workers:
+            w.join(timeout=5)
