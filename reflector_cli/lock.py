@@ -6,17 +6,22 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
 
 
+def lock_path(settings: Settings, recording_id: str) -> Path:
+    return settings.data_dir / ".locks" / f"{recording_id}.lock"
+
+
 @contextlib.contextmanager
 def recording_lock(settings: Settings, recording_id: str) -> Iterator[None]:
     """One process per recording at a time; the lock dies with its process (kill -9 safe)."""
-    lock_dir = settings.data_dir / ".locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{recording_id}.lock", "a+") as fh:
+    path = lock_path(settings, recording_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -30,3 +35,19 @@ def recording_lock(settings: Settings, recording_id: str) -> Iterator[None]:
         fh.write(str(os.getpid()))
         fh.flush()
         yield
+
+
+@contextlib.contextmanager
+def lock_if_free(settings: Settings, recording_id: str) -> Iterator[bool]:
+    """Hold the recording's lock for the block if nobody does; yields whether we got it."""
+    path = lock_path(settings, recording_id)
+    if not path.exists():
+        yield True
+        return
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True

@@ -8,13 +8,11 @@ unless it had already ended, and the finished stages stay for the next run to re
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 from reflector_cli.config import Settings
+from reflector_cli.lock import lock_if_free
 from reflector_cli.pipeline import EventSink
 from reflector_cli.store.repo import Store
 
@@ -32,22 +30,6 @@ def mark_interrupted(store: Store, run: dict[str, Any], reason: str) -> None:
     if row and row["status"] == "processing":
         store.set_status(str(tid), "idle")
         EventSink(store, str(tid), str(run["id"]))("STATUS", {"value": "idle"})
-
-
-@contextlib.contextmanager
-def lock_if_free(settings: Settings, recording_id: str) -> Iterator[bool]:
-    """Hold the recording's lock for the block if nobody does; yields whether we got it."""
-    path = settings.data_dir / ".locks" / f"{recording_id}.lock"
-    if not path.exists():
-        yield True
-        return
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
 
 
 def reap_interrupted(store: Store, settings: Settings, recording_id: str | None = None) -> int:

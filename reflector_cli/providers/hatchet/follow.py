@@ -146,8 +146,10 @@ class HatchetProvider:
             if node.final
         }
         from reflector_cli.providers.hatchet.presence import ready_for_run
+        from reflector_cli.providers.hatchet.workflows import build_workflows
 
-        ready_for_run(self.hatchet, self.settings, wait=not self.no_wait)
+        workflows = list(build_workflows(self.hatchet, self.settings))
+        ready_for_run(self.hatchet, self.settings, workflows, wait=not self.no_wait)
         wf = self.hatchet.stubs.workflow(name=PIPELINE_WF, input_validator=RunInput)
         inp = RunInput(
             pipeline=pipe, run_id=self.log.run_id, audio_s=audio_seconds(pipe), reused=reused

@@ -83,12 +83,12 @@ def check_storage(mine: str, theirs: list[str | None]) -> None:
             )
 
 
-def ready_for_run(hatchet: Hatchet, settings: Settings, *, wait: bool) -> None:
+def ready_for_run(
+    hatchet: Hatchet, settings: Settings, workflows: list[Any], *, wait: bool
+) -> None:
     """Register the workflows (a run is then accepted with no worker yet); then wait for a
     worker sharing our storage, or (`wait` False: --no-wait) check the ones already there."""
-    from reflector_cli.providers.hatchet.workflows import build_workflows
-
-    register_workflows(hatchet, list(build_workflows(hatchet, settings)))
+    register_workflows(hatchet, workflows)
     if wait:
         wait_for_worker(hatchet, settings, settings.wait_for_worker_s, _say)
     else:
