@@ -56,8 +56,8 @@ def _interrupted(signum: int) -> None:
 
 def main() -> None:
     lifeline.handle_stop_signals()
-    lifeline.bind_from_env()
     try:
+        lifeline.bind_from_env()
         app()
     except ReflectorError as exc:
         _fail(str(exc))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from reflector_cli.config import Settings
+from reflector_cli.errors import ReflectorError
 
 
 def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str, Any]:
@@ -29,7 +30,10 @@ def check_asr(settings: Settings) -> dict[str, Any]:
     from reflector_cli.execute import asr_options
     from reflector_cli.languages import english_only
 
-    asr = asr_options(settings)
+    try:
+        asr = asr_options(settings)
+    except ReflectorError as exc:  # a bad model is reported by its own row, not fatal here
+        return _check("asr options", False, str(exc), required=False)
     kind = "English-only" if english_only(asr.model) else "multilingual"
     detail = (
         f"device {asr.device} · {asr.compute_type} · beam {asr.beam_size} · "

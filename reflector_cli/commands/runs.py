@@ -154,9 +154,6 @@ def _list_comparisons(store: Any, limit: int, as_json: bool) -> None:
 
 # --------------------------------------------------------------------------- runs show
 
-STAGE_KEYS = ("stage", "track", "status", "attempts", "duration_s", "error", "detail")
-STAGE_KEYS += ("started_at", "ended_at", "reused", "reused_from")
-
 
 @runs_app.command("show")
 def runs_show(
@@ -212,7 +209,7 @@ def _print_run(view: dict[str, Any], stages: list[dict[str, Any]]) -> None:
         Col("took", right=True),
         Col("started (UTC)", optional=True),
         Col("reused from", optional=True),
-        Col("details", optional=True),
+        Col("detail", optional=True),
     ]
     rows = [
         [
@@ -223,7 +220,7 @@ def _print_run(view: dict[str, Any], stages: list[dict[str, Any]]) -> None:
             duration(s["duration_s"]),
             (s["started_at"] or "")[11:19],
             s["reused_from"] or "",
-            s["details"],
+            s["detail"] or "",
         ]
         for s in stages
     ]

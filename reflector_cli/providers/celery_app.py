@@ -245,7 +245,7 @@ class CeleryProvider(LocalProvider):
     def _limits(self, st: _State, s: dag.Stage) -> tuple[float, float]:
         rec = st.outputs.get(dag.FANOUT_SOURCE)
         audio_s = rec.duration_s if isinstance(rec, m.RecordingOut) else None
-        soft = s.timeout_s(audio_s)
+        soft = s.timeout_s(audio_s, self.settings.timeout_overrides)
         return soft, soft + HARD_LIMIT_GRACE_S
 
     def _start(self, node: Node, st: _State) -> bool:

@@ -190,7 +190,7 @@ class LocalProvider:
         return True
 
     def _timeout(self, s: dag.Stage, st: _State) -> float:
-        rec = st.outputs.get("get_recording")
+        rec = st.outputs.get(dag.FANOUT_SOURCE)
         audio_s = rec.duration_s if isinstance(rec, m.RecordingOut) else None
         return s.timeout_s(audio_s, self.settings.timeout_overrides)
 

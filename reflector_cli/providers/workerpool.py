@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -55,6 +56,8 @@ def child_main() -> None:
     """A worker's entry point (argv: pipe fd, parent pid): bind to the parent before anything
     else, then run each task received and answer with its result or its error."""
     fd, parent_pid = int(sys.argv[1]), int(sys.argv[2])
+    # Ctrl-C reaches the whole process group; the parent decides what stops (and kills us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     lifeline.bind_to_parent(parent_pid)
     conn = Connection(fd)
     outbox = Outbox(conn)

@@ -90,8 +90,11 @@ def stage_view(row: dict[str, Any]) -> dict[str, Any]:
         "attempts": attempts(row),
         "duration_s": seconds_between(row["started_at"], row["ended_at"]),
         "error": error,
-        "detail": detail if isinstance(detail, str) and detail else None,
-        "details": stage_details(row["stage"], _output(row)),
+        # What the stage found or why it did nothing: a delivery's own note, else e.g.
+        # "280 words; crosstalk removed: 0/12/3".
+        "detail": (detail if isinstance(detail, str) and detail else None)
+        or stage_details(row["stage"], _output(row))
+        or None,
         # The stage's own output (e.g. a track's detected language), for machines.
         "output": json.loads(row["output"]) if row.get("output") else None,
         "started_at": row["started_at"],

@@ -93,7 +93,6 @@ def test_runs_show_lists_every_stage_and_track(processed: tuple[Path, dict[str, 
             "started_at",
             "ended_at",
             "reused",
-            "details",
             "output",
         }
         # Delivery is not configured here: its rows say so instead of claiming `done`.
@@ -104,7 +103,7 @@ def test_runs_show_lists_every_stage_and_track(processed: tuple[Path, dict[str, 
             assert s["track"] is None
     merge = next(s for s in run["stages"] if s["stage"] == "merge_transcripts")
     # One voice per track in the fixture: crosstalk suppression runs and finds nothing to drop.
-    assert merge["details"].endswith("crosstalk removed: " + "/".join(["0"] * n_tracks))
+    assert merge["detail"].endswith("crosstalk removed: " + "/".join(["0"] * n_tracks))
 
 
 def test_every_export_format_uses_speaker_names(processed: tuple[Path, dict[str, Any]]) -> None:
