@@ -19,15 +19,23 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def tree_rss(pid: int) -> int:
-    total, stack = 0, [pid]
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and all its live descendants (a snapshot; processes may exit meanwhile)."""
+    out, stack = [], [pid]
     while stack:
         p = stack.pop()
+        out.append(p)
+        stack += _children(p)
+    return out
+
+
+def tree_rss(pid: int) -> int:
+    total = 0
+    for p in tree_pids(pid):
         try:
             total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             continue
-        stack += _children(p)
     return total
 
 
