@@ -98,24 +98,32 @@ def measure(args: argparse.Namespace, work: Path) -> tuple[dict[str, list[Sample
 def report(samples: dict[str, list[Sample]], inside: list[dict], args: argparse.Namespace) -> dict:
     n = proctree.cores()
     t = Table(title=f"{args.meeting.name}: whole processes, {args.pairs} alternated rounds")
-    for col in ("route", "wall s median (min–max)", "CPU s", "max running threads", "peak RSS MB"):
+    cols = (
+        "route",
+        "wall s median (min–max)",
+        "CPU s",
+        "running threads max / mean",
+        "peak RSS MB",
+    )
+    for col in cols:
         t.add_column(col, justify="left" if col == "route" else "right")
     doc: dict = {"meeting": str(args.meeting), "pairs": args.pairs, "load": args.load, "routes": {}}
     for route, ss in samples.items():
         walls = [s.wall_s for s in ss]
         mr = max(s.max_running for s in ss)
+        mean = statistics.fmean(s.mean_running for s in ss)
         t.add_row(
             route,
             spread(walls),
             f"{statistics.median(s.cpu_s for s in ss):.2f}",
-            f"{mr} (cores {n})",
+            f"{mr} / {mean:.1f} (cores {n})",
             f"{max(s.peak_rss for s in ss) / 2**20:.0f}",
         )
         doc["routes"][route] = {
             "wall_s": walls,
             "cpu_s": [s.cpu_s for s in ss],
             "max_running_threads": mr,
-            "mean_running_threads": statistics.fmean(s.mean_running for s in ss),
+            "mean_running_threads": mean,
             "peak_rss_mb": max(s.peak_rss for s in ss) / 2**20,
         }
     console.print(t)
