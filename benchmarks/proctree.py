@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.rss import PAGE, tree_pids
+from benchmarks.rss import PAGE, tasks, tree_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,8 +69,7 @@ def _snapshot(pid: int, pss: bool, out: Sample) -> None:
             rss += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             continue
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            running += _stat_state(task / "stat") == "R"
+        running += sum(_stat_state(Path(f"/proc/{p}/task/{t}/stat")) == "R" for t in tasks(p))
         if pss:
             total_pss += _pss(p)
     out.peak_rss = max(out.peak_rss, rss)

@@ -11,12 +11,20 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def _children(pid: int) -> list[int]:
     kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    for task in tasks(pid):
         try:
-            kids += [int(p) for p in (task / "children").read_text().split()]
+            kids += [int(p) for p in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
         except OSError:
             continue
     return kids
+
+
+def tasks(pid: int) -> list[str]:
+    """Thread ids of `pid`; none once it has exited (it may vanish at any moment)."""
+    try:
+        return os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
 
 
 def tree_pids(pid: int) -> list[int]:
