@@ -11,23 +11,39 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def _children(pid: int) -> list[int]:
     kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    for task in tasks(pid):
         try:
-            kids += [int(p) for p in (task / "children").read_text().split()]
+            kids += [int(p) for p in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
         except OSError:
             continue
     return kids
 
 
-def tree_rss(pid: int) -> int:
-    total, stack = 0, [pid]
+def tasks(pid: int) -> list[str]:
+    """Thread ids of `pid`; none once it has exited (it may vanish at any moment)."""
+    try:
+        return os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+
+
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and all its live descendants (a snapshot; processes may exit meanwhile)."""
+    out, stack = [], [pid]
     while stack:
         p = stack.pop()
+        out.append(p)
+        stack += _children(p)
+    return out
+
+
+def tree_rss(pid: int) -> int:
+    total = 0
+    for p in tree_pids(pid):
         try:
             total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             continue
-        stack += _children(p)
     return total
 
 

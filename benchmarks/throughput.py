@@ -1,0 +1,209 @@
+"""Issue 15's throughput figures: `reflector process A B C D` (one call) against the same
+recordings in separate calls one after another — wall time, meetings per hour, ratio; with
+`--providers`, 6 recordings submitted at once to 2 Hatchet and 2 Celery workers.
+
+    .venv/bin/python benchmarks/throughput.py [--meeting DIR] [--count 4]
+    .venv/bin/python benchmarks/throughput.py --providers [--count 6] [--workers 2 --slots 1]
+
+Copies of the meeting get distinct recording ids (the id hashes the folder's content, so each
+copy's recording.json names its own room). `--providers` needs the Hatchet engine
+(scripts/hatchet-local) and starts its own Redis (scripts/redis-local) and workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import proctree, workers  # noqa: E402
+
+console = Console(stderr=True)
+
+
+def copies(meeting: Path, count: int, work: Path) -> list[Path]:
+    """`count` copies of `meeting`, each a distinct recording (its manifest names another room)."""
+    manifest = meeting / "recording.json"
+    if not manifest.is_file():
+        raise SystemExit(f"{meeting}: needs a recording.json to make distinct copies")
+    out = []
+    for i in range(count):
+        folder = work / "meetings" / f"{meeting.name}-{i + 1}"
+        shutil.copytree(meeting, folder)
+        doc = json.loads(manifest.read_text())
+        doc["room"] = f"{doc.get('room', 'room')}-copy-{i + 1}"
+        (folder / "recording.json").write_text(json.dumps(doc, indent=2))
+        out.append(folder)
+    return out
+
+
+def process_cmd(folders: list[Path], data: Path, *extra: str) -> list[str]:
+    return [
+        *proctree.reflector_cmd(),
+        "process",
+        *map(str, folders),
+        "--json",
+        "--data-dir",
+        str(data),
+        *extra,
+    ]
+
+
+def local(folders: list[Path], work: Path) -> dict:
+    env = proctree.clean_env()
+    one = proctree.run(process_cmd(folders, work / "one-call"), env=env, cwd=work)
+    console.print(f"one call, {len(folders)} recordings: {one.wall_s:.1f} s")
+    t0 = time.perf_counter()
+    each = [proctree.run(process_cmd([f], work / "separate"), env=env, cwd=work) for f in folders]
+    separate = time.perf_counter() - t0
+    console.print(f"separate calls: {separate:.1f} s")
+    return {
+        "count": len(folders),
+        "one_call_s": one.wall_s,
+        "one_call_max_running_threads": one.max_running,
+        "one_call_mean_running_threads": one.mean_running,
+        "separate_s": separate,
+        "separate_each_s": [s.wall_s for s in each],
+        "separate_max_running_threads": max(s.max_running for s in each),
+    }
+
+
+def print_local(doc: dict) -> None:
+    n = doc["count"]
+    t = Table(title=f"{n} recordings, local provider: one call vs one after another")
+    for col in ("mode", "wall s", "meetings / hour", "max running threads"):
+        t.add_column(col, justify="left" if col == "mode" else "right")
+    for mode, key, threads in (
+        (f"process A…({n}) in one call", "one_call_s", doc["one_call_max_running_threads"]),
+        (f"{n} separate calls", "separate_s", doc["separate_max_running_threads"]),
+    ):
+        t.add_row(mode, f"{doc[key]:.1f}", f"{n * 3600 / doc[key]:.0f}", f"{threads}")
+    console.print(t)
+    console.print(
+        f"one call / separate calls: {doc['one_call_s'] / doc['separate_s']:.2f}× the time "
+        f"(cores {proctree.cores()})"
+    )
+
+
+def submit_all(folders: list[Path], data: Path, provider: str, env: dict[str, str]) -> dict:
+    """Every recording in its own `reflector process --provider P`, all started at once."""
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            process_cmd([f], data, "--provider", provider),
+            env=env,
+            cwd=data.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for f in folders
+    ]
+    ends: dict[int, float] = {}
+
+    def collect(i: int) -> str:
+        out = procs[i].communicate()[0]
+        ends[i] = time.perf_counter() - t0  # when this submitter saw its own run end
+        return out
+
+    with ThreadPoolExecutor(len(procs)) as pool:
+        outs = list(pool.map(collect, range(len(procs))))
+    wall = time.perf_counter() - t0
+    docs = [json.loads(o) if o.strip() else {"status": "no output"} for o in outs]
+    failed = [d.get("error") or d.get("status") for d in docs if d.get("status") != "ended"]
+    return {"wall_s": wall, "each_s": [ends[i] for i in range(len(procs))], "failed": failed}
+
+
+def providers(folders: list[Path], work: Path, args: argparse.Namespace) -> dict:
+    base = proctree.clean_env()
+    t0 = time.perf_counter()
+    proctree.run(process_cmd(folders, work / "local"), env=base, cwd=work)
+    out: dict = {"local_one_call_s": time.perf_counter() - t0, "count": len(folders)}
+    console.print(f"local, one call: {out['local_one_call_s']:.1f} s")
+    hatchet_env = workers.env_from("hatchet-local", "env")
+    redis_dir = work / "redis"
+    celery_env = workers.env_from("redis-local", "start", str(redis_dir))
+    try:
+        for provider, extra in (("hatchet", hatchet_env), ("celery", celery_env)):
+            data = work / f"data-{provider}"
+            env = {**base, **extra, "REFLECTOR_DATA_DIR": str(data)}
+            if provider == "hatchet":  # our own namespace: nobody else's worker takes our tasks
+                env["HATCHET_CLIENT_NAMESPACE"] = f"bench{uuid.uuid4().hex[:6]}"
+            pool = workers.start(provider, args.workers, args.slots, env, work)
+            try:
+                res = submit_all(folders, data, provider, env)
+            finally:
+                workers.stop(pool)
+            res["took"] = [dict(w.took()) for w in pool]
+            out[provider] = res
+            console.print(f"{provider}: {res['wall_s']:.1f} s, failed {res['failed'] or 'none'}")
+    finally:
+        subprocess.run([str(ROOT / "scripts" / "redis-local"), "stop", str(redis_dir)], check=False)
+    return out
+
+
+def print_providers(doc: dict, args: argparse.Namespace) -> None:
+    n, base = doc["count"], doc["local_one_call_s"]
+    t = Table(title=f"{n} recordings at once, {args.workers} workers × {args.slots} slots each")
+    for col in ("provider", "wall s", "median run s", "overhead per run vs local", "failed"):
+        t.add_column(col, justify="left" if col == "provider" else "right")
+    t.add_row("local (one call)", f"{base:.1f}", "", "", "")
+    for p in ("hatchet", "celery"):
+        r = doc[p]
+        t.add_row(
+            p,
+            f"{r['wall_s']:.1f}",
+            f"{statistics.median(r['each_s']):.1f}",
+            f"{(r['wall_s'] - base) / n:+.2f} s",
+            str(len(r["failed"])),
+        )
+    console.print(t)
+    for p in ("hatchet", "celery"):
+        for i, took in enumerate(doc[p]["took"]):
+            listed = ", ".join(f"{k} {v}" for k, v in sorted(took.items())) or "nothing"
+            console.print(f"{p} worker {i + 1} took {sum(took.values())} stages: {listed}")
+        both = all(sum(t.values()) for t in doc[p]["took"])
+        console.print(f"{p}: every worker took work: {'yes' if both else 'NO'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--meeting", type=Path, default=ROOT / "fixtures" / "meeting")
+    ap.add_argument("--count", type=int, help="recordings (default 4; 6 with --providers)")
+    ap.add_argument("--providers", action="store_true", help="Hatchet and Celery workers")
+    ap.add_argument("--workers", type=int, default=2, help="workers per provider")
+    ap.add_argument("--slots", type=int, default=1, help="slots / concurrency per worker")
+    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = ap.parse_args()
+    count = args.count or (6 if args.providers else 4)
+    console.print(f"{proctree.load_average()} before measuring")
+    with tempfile.TemporaryDirectory(prefix="reflector-tput-") as tmp:
+        work = Path(tmp)
+        folders = copies(args.meeting.resolve(), count, work)
+        if args.providers:
+            doc = providers(folders, work, args)
+            print_providers(doc, args)
+        else:
+            doc = local(folders, work)
+            print_local(doc)
+    console.print(f"{proctree.load_average()} after")
+    if args.json:
+        print(json.dumps(doc, indent=2))
+
+
+if __name__ == "__main__":
+    main()
