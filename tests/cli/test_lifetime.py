@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import random
+import re
 import resource
 import signal
 import socket
@@ -126,7 +127,8 @@ def test_a_stage_over_its_timeout_is_killed_and_retried_then_the_run_fails(
     proc = _start(data, REFLECTOR_STAGE_TIMEOUTS="transcribe_track=0.2")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
-    assert "transcribe_track (track 0): timed out after 0.2 s" in err.decode()
+    # Tracks run in parallel: whichever used up its attempts first is the run's error.
+    assert re.search(r"transcribe_track \(track \d\): timed out after 0\.2 s", err.decode()), err
     rows = _db_rows(
         data, "SELECT attempts, status, error FROM stage_runs WHERE stage = 'transcribe_track'"
     )
