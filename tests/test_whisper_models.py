@@ -69,7 +69,8 @@ def test_process_with_a_missing_name_fails_before_storing(
 
 def test_pull_from_a_fake_hub_then_list_and_resolve(caches: dict[str, str], tmp_path: Path) -> None:
     with FakeHub(BUNDLED) as hub:
-        env = {**caches, "HF_ENDPOINT": hub.url}
+        # A user's shell: HF_HUB_OFFLINE unset (in-process stages of other tests set it here).
+        env = {**caches, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"}
         res = cli("models", "pull", "small", data_dir=tmp_path / "d", env=env)
     assert "small: ready at" in res.stderr
     # The real client asked for the repository, its tree, and each file.
@@ -91,7 +92,8 @@ def test_pull_of_an_unknown_name_or_unreachable_hub_is_one_line(
 ) -> None:
     res = cli("models", "pull", "huge-v9", data_dir=tmp_path, env=caches, check=False)
     assert res.returncode == 1 and "not a known model name" in res.stderr
-    env = {**caches, "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens on the discard port
+    # Nothing listens on the discard port.
+    env = {**caches, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
     res = cli("models", "pull", "base", data_dir=tmp_path, env=env, check=False)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "model base: download of Systran/faster-whisper-base failed" in res.stderr
