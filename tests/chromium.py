@@ -42,7 +42,7 @@ def chromium() -> str:
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         cmd = [chromium(), *FLAGS, f"--user-data-dir={profile}", *args]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
 
@@ -107,7 +107,7 @@ def cdp_page(page: Path) -> Iterator[Cdp]:
     """Open `page` with the Network domain enabled from the first request on."""
     from websockets.sync.client import connect
 
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         cmd = [chromium(), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0"]
         proc = subprocess.Popen(
             [*cmd, "--window-size=1200,2000", "about:blank"],
