@@ -3,6 +3,7 @@ its descendants, and the new run commits the transcript like any run."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,18 @@ from reflector_cli.providers import hatchet as hp
 from reflector_cli.providers.hatchet import common
 from reflector_cli.replay import replay
 from reflector_cli.store.repo import Store
+
+
+def _wait_until_only_one_worker_is_live(timeout_s: float = 60.0) -> None:
+    """The engine counts a stopped worker as live for a while and may offer it the replayed
+    tasks (a replay does not wait for workers as a new run does); start once it knows."""
+    from reflector_cli.providers.hatchet.presence import live_storages
+
+    hatchet = common.client()
+    deadline = time.monotonic() + timeout_s
+    while len(live_storages(hatchet)) != 1:
+        assert time.monotonic() < deadline, "the stopped worker still counts as live"
+        time.sleep(0.5)
 
 
 @pytest.mark.hatchet
@@ -31,6 +44,7 @@ def test_replay_without_force_reruns_only_the_failed_task_on_the_engine(
     faulty.stop()
 
     healthy = start_worker(data)
+    _wait_until_only_one_worker_is_live()
     res = replay(first.run_id, settings)
     assert res.status == "ended", (res.error, healthy.tail())
 
