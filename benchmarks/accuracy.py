@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from reflector_cli.textmetrics import word_error_rate
+from reflector_cli.core.textmetrics import word_error_rate
 
 SLACK_S = 0.3
 

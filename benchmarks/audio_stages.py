@@ -15,10 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reflector_cli import dag  # noqa: E402
-from reflector_cli.config import load_settings  # noqa: E402
-from reflector_cli.execute import run_stage  # noqa: E402
-from reflector_cli.pipeline import prepare_input  # noqa: E402
+from reflector_cli.core.config import load_settings  # noqa: E402
+from reflector_cli.pipeline import dag  # noqa: E402
+from reflector_cli.pipeline.execute import run_stage  # noqa: E402
+from reflector_cli.pipeline.runinput import prepare_input  # noqa: E402
 
 
 def main(folder: Path, data: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reflector_cli.textmetrics import edit_distance, normalize_words
+from reflector_cli.core.textmetrics import edit_distance, normalize_words
 
 SLACK_S = 0.3
 

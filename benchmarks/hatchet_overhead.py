@@ -26,13 +26,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reflector_cli import dag  # noqa: E402
-from reflector_cli.config import load_settings  # noqa: E402
-from reflector_cli.orchestrate import process_recording  # noqa: E402
+from reflector_cli.core.config import load_settings  # noqa: E402
+from reflector_cli.pipeline import dag  # noqa: E402
 from reflector_cli.providers.hatchet import FANOUT, FANOUT_PARENTS, task_timings  # noqa: E402
+from reflector_cli.runs.process import process_recording  # noqa: E402
 
 WORKER = (
-    "import sys; from reflector_cli.config import Settings; "
+    "import sys; from reflector_cli.core.config import Settings; "
     "from reflector_cli.providers.hatchet import run_worker; "
     "run_worker(Settings(), slots=int(sys.argv[1]))"
 )

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 from hatchet_sdk.clients.rest.api_client import ApiClient  # noqa: E402
 
 from benchmarks.hatchet_overhead import _start_worker, bench_args  # noqa: E402
-from reflector_cli.config import load_settings  # noqa: E402
-from reflector_cli.orchestrate import process_recording  # noqa: E402
+from reflector_cli.core.config import load_settings  # noqa: E402
+from reflector_cli.runs.process import process_recording  # noqa: E402
 
 CALLS: collections.Counter[str] = collections.Counter()
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.accuracy import accuracy  # noqa: E402
 from benchmarks.rss import peak_tree_rss  # noqa: E402
-from reflector_cli.config import load_settings  # noqa: E402
-from reflector_cli.execute import asr_options  # noqa: E402
+from reflector_cli.core.config import load_settings  # noqa: E402
+from reflector_cli.pipeline.execute import asr_options  # noqa: E402
 from reflector_cli.sources.folder import scan_folder  # noqa: E402
 
 console = Console()

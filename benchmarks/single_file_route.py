@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import proctree  # noqa: E402
 from benchmarks.proctree import Sample, spread  # noqa: E402
-from reflector_cli.config import default_model_path  # noqa: E402
+from reflector_cli.core.config import default_model_path  # noqa: E402
 from reflector_cli.sources.folder import scan_folder  # noqa: E402
 
 console = Console(stderr=True)

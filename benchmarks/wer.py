@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reflector_cli.textmetrics import word_error_rate  # noqa: E402
+from reflector_cli.core.textmetrics import word_error_rate  # noqa: E402
 
 
 def pair(n: int, seed: int = 1) -> tuple[list[str], list[str]]:

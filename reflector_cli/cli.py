@@ -12,7 +12,7 @@ import signal
 import sqlite3
 import sys
 
-from reflector_cli import lifeline
+from reflector_cli.core import lifeline
 
 lifeline.exit_on_stop_signals()  # until main() takes over (see there)
 
@@ -20,7 +20,7 @@ from rich.text import Text  # noqa: E402 - after the handlers: importing takes s
 
 import reflector_cli.commands  # noqa: E402, F401  (registers every command)
 from reflector_cli.commands.base import app, emit_json, err, json_error, wants_json  # noqa: E402
-from reflector_cli.errors import ReflectorError, one_line  # noqa: E402
+from reflector_cli.core.errors import ReflectorError, one_line  # noqa: E402
 
 # --------------------------------------------------------------------------- entry point
 

@@ -381,7 +381,7 @@ def measure(out_dir: Path) -> dict[str, float]:
     """Per-speaker WER of each track (faster-whisper tiny.en, as the pipeline runs it)."""
     from faster_whisper import WhisperModel
 
-    from reflector_cli.config import default_model_path
+    from reflector_cli.core.config import default_model_path
 
     doc = json.loads((out_dir / "meeting.truth.json").read_text())
     model = WhisperModel(default_model_path(), device="cpu", compute_type="int8", cpu_threads=1)

@@ -15,8 +15,8 @@ import av
 import numpy as np
 import pytest
 
-from reflector_cli.config import load_settings
-from reflector_cli.context import StageContext
+from reflector_cli.core.config import load_settings
+from reflector_cli.stages.context import StageContext
 from reflector_cli.storage import LocalStorage
 
 # extension -> (container format, audio codec, sample format the codec accepts)

@@ -16,13 +16,13 @@ FORBIDDEN_FOR_STAGES = (
     "reflector_cli.store",
     "reflector_cli.cli",
     "reflector_cli.commands",
-    "reflector_cli.orchestrate",
-    "reflector_cli.runlog",
-    "reflector_cli.execute",
+    "reflector_cli.runs.process",
+    "reflector_cli.providers.runlog",
+    "reflector_cli.pipeline.execute",
     "reflector_cli.pipeline",
-    "reflector_cli.hooks",
-    "reflector_cli.replay",
-    "reflector_cli.server",
+    "reflector_cli.store.hooks",
+    "reflector_cli.runs.replay",
+    "reflector_cli.intake.server",
     "hatchet_sdk",
     "celery",
     "typer",
@@ -73,7 +73,7 @@ def _edges() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = {}
     for mod in MODS:
         targets = {_owner(n) for n in _raw_imports(mod)}
-        if mod == "reflector_cli.dag":
+        if mod == "reflector_cli.pipeline.dag":
             # Stage functions and hooks named by dotted path are imports too, only later.
             targets |= {_owner(p) for p in DOTTED.findall(MODS[mod].read_text())}
         edges[mod] = {t for t in targets if t and t != mod}
@@ -133,7 +133,7 @@ def test_no_import_cycles() -> None:
 
 
 def test_dotted_paths_in_the_dag_resolve() -> None:
-    text = MODS["reflector_cli.dag"].read_text()
+    text = MODS["reflector_cli.pipeline.dag"].read_text()
     paths = DOTTED.findall(text)
     assert paths and all(p in MODS for p in paths)
 
@@ -158,3 +158,62 @@ def test_stages_reach_no_engine_store_or_cli(mod: str) -> None:
         n for n in names if any(n == f or n.startswith(f + ".") for f in FORBIDDEN_FOR_STAGES)
     )
     assert not bad, f"{mod} reaches {bad}"
+
+
+# Layers, top (0) to bottom: a module imports its own package or a layer below, never above.
+LAYERS: dict[str, int] = {
+    "reflector_cli.cli": 0,
+    "reflector_cli.commands": 1,
+    "reflector_cli.views": 2,
+    "reflector_cli.intake": 3,
+    "reflector_cli.runs": 4,
+    "reflector_cli.providers": 5,
+    "reflector_cli.store": 6,
+    "reflector_cli.pipeline": 7,
+    "reflector_cli.stages": 8,
+    "reflector_cli.llm": 9,
+    "reflector_cli.sources": 9,
+    "reflector_cli.storage": 10,
+    "reflector_cli.core": 11,
+    "reflector_cli": 11,
+}
+MAX_LOOSE_MODULES = 6
+
+
+def _layer(mod: str) -> tuple[str, int]:
+    name = mod
+    while name not in LAYERS:
+        name = name.rpartition(".")[0]
+    return name, LAYERS[name]
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for src, targets in edges.items():
+        src_pkg, src_rank = _layer(src)
+        for dst in targets:
+            dst_pkg, dst_rank = _layer(dst)
+            # The package root binds spawned children to their parent (core.lifeline) first.
+            if src != "reflector_cli" and dst_pkg != src_pkg and dst_rank < src_rank:
+                bad.append(f"{src} -> {dst}")
+    return sorted(bad)
+
+
+def test_the_layer_checker_finds_an_upward_import() -> None:
+    edges = {"reflector_cli.core.models": {"reflector_cli.runs.process"}}
+    assert upward_imports(edges) == ["reflector_cli.core.models -> reflector_cli.runs.process"]
+    assert upward_imports({"reflector_cli.runs.process": {"reflector_cli.core.models"}}) == []
+
+
+def test_every_module_sits_in_a_layer() -> None:
+    loose = [m for m in MODS if m.count(".") == 1 and MODS[m].name != "__init__.py"]
+    assert len(loose) <= MAX_LOOSE_MODULES, loose
+    unplaced = [m for m in MODS if m != "reflector_cli" and _layer(m)[0] == "reflector_cli"]
+    assert not unplaced, f"modules outside every layer: {unplaced}"
+
+
+def test_imports_run_one_way() -> None:
+    """cli -> commands -> views -> intake -> runs -> providers -> store -> pipeline -> stages ->
+    llm/sources -> storage -> core (function-level imports and dotted paths count)."""
+    bad = upward_imports(_edges())
+    assert not bad, "upward imports: " + "; ".join(bad)

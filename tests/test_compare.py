@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from reflector_cli.compare import (
+from reflector_cli.core.config import Settings, load_settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.pipeline.versioning import canonical_json, sha256_text
+from reflector_cli.runs.compare import (
     compare_runs,
     field_diff,
     render_table,
     store_comparison,
 )
-from reflector_cli.config import Settings, load_settings
-from reflector_cli.errors import UserError
-from reflector_cli.orchestrate import process_recording, run_compare
+from reflector_cli.runs.process import process_recording, run_compare
 from reflector_cli.store.repo import Store
-from reflector_cli.versioning import canonical_json, sha256_text
 
 ROOT = Path(__file__).resolve().parents[1]
 

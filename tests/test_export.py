@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 import re
 
-from reflector_cli.export import cues, to_markdown, to_srt, to_tsv, to_txt, to_vtt
-from reflector_cli.models import (
+from reflector_cli.core.formats import cues, to_markdown, to_srt, to_tsv, to_txt, to_vtt
+from reflector_cli.core.models import (
     ActionItems,
     Decision,
     FinalDoc,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reflector_cli.errors import UserError
-from reflector_cli.outputs import (
+from reflector_cli.core.errors import UserError
+from reflector_cli.store.repo import Store
+from reflector_cli.views.outputs import (
     FORMATS,
     RenderContext,
     base_name,
@@ -15,7 +16,6 @@ from reflector_cli.outputs import (
     slug,
     write_outputs,
 )
-from reflector_cli.store.repo import Store
 from tests.store.test_meetings import SCRIPT, meeting
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from reflector_cli.config import load_settings
-from reflector_cli.errors import UserError
-from reflector_cli.report import html_report
+from reflector_cli.core.config import load_settings
+from reflector_cli.core.errors import UserError
 from reflector_cli.store.repo import Store
+from reflector_cli.views.report import html_report
 from tests.store.test_store import doc, pipe
 
 KEY = "rec-1/mixdown.mp3"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reflector_cli.models import ActionItems, NextStep, Topic, Word
-from reflector_cli.report_html import ReportMeta, markdown_html, render_html
+from reflector_cli.core.models import ActionItems, NextStep, Topic, Word
+from reflector_cli.views.report_html import ReportMeta, markdown_html, render_html
 from tests.chromium import cdp_page, dump_dom, requested_urls, screenshot
 from tests.test_export import make_doc, meeting
 

@@ -13,9 +13,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from reflector_cli.config import Settings, load_settings
-from reflector_cli.server import create_app, sign_daily
-from reflector_cli.server_guard import MAX_BODY_BYTES
+from reflector_cli.core.config import Settings, load_settings
+from reflector_cli.intake.server import create_app, sign_daily
+from reflector_cli.intake.server_guard import MAX_BODY_BYTES
 from reflector_cli.store.repo import Store
 from tests.test_server import (
     AUTH,

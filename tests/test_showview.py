@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reflector_cli.showview import show_lines
+from reflector_cli.views.showview import show_lines
 
 
 def view(**kw: Any) -> dict[str, Any]:

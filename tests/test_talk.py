@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reflector_cli.models import Word
-from reflector_cli.talk import speaker_spans, talk_seconds
+from reflector_cli.core.models import Word
+from reflector_cli.views.talk import speaker_spans, talk_seconds
 
 
 def w(speaker: int, start: float, end: float) -> Word:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reflector_cli.textview import (
+from reflector_cli.views.textview import (
     Col,
     bar,
     duration,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reflector_cli.errors import ConfigError
-from reflector_cli.whisper_models import bundled_path, resolve_model
+from reflector_cli.core.errors import ConfigError
+from reflector_cli.core.whisper_models import bundled_path, resolve_model
 from tests.cli.conftest import cli, cli_json
 from tests.hub_fake import FakeHub
 

@@ -14,9 +14,9 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from reflector_cli.config import Settings, load_settings
-from reflector_cli.errors import UserError
-from reflector_cli.outputs import FORMATS, parse_formats
+from reflector_cli.core.config import Settings, load_settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.views.outputs import FORMATS, parse_formats
 
 app = typer.Typer(
     help="Turn multitrack meeting recordings into speaker-attributed transcripts, topics, "

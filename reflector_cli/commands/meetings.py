@@ -22,10 +22,10 @@ from reflector_cli.commands.base import (
     out,
     settings_from,
 )
-from reflector_cli.errors import UserError
-from reflector_cli.export import clock
-from reflector_cli.outputs import meeting_date
+from reflector_cli.core.errors import UserError
+from reflector_cli.core.formats import clock
 from reflector_cli.store.meetings import HIT_CLOSE, HIT_OPEN
+from reflector_cli.views.outputs import meeting_date
 
 
 def _clock(seconds: float | None) -> str:

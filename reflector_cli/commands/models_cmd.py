@@ -20,7 +20,7 @@ def _mb(size: int) -> str:
 @models_app.command("list")
 def list_cmd(as_json: JsonOpt = False) -> None:
     """Models usable with --model NAME: bundled, in the reflector cache or the HF cache."""
-    from reflector_cli.whisper_models import list_models, models_dir
+    from reflector_cli.core.whisper_models import list_models, models_dir
 
     found = list_models()
     if as_json:
@@ -44,7 +44,7 @@ def pull_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Download a model by name from the Hugging Face Hub (the only command that does)."""
-    from reflector_cli.whisper_models import pull_model
+    from reflector_cli.core.whisper_models import pull_model
 
     path = pull_model(name)
     if as_json:

@@ -22,7 +22,7 @@ from reflector_cli.commands.base import (
 @app.command()
 def doctor(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Check the installation: model, audio codecs, data dir, database, providers."""
-    from reflector_cli.doctor import run_checks
+    from reflector_cli.runs.doctor import run_checks
 
     checks = run_checks(settings_from(data_dir=data_dir))
     ok = all(c["ok"] or not c["required"] for c in checks)
@@ -53,8 +53,8 @@ def serve(
     """Start runs from Daily.co webhooks; stream a transcript's events over WebSocket."""
     import logging
 
-    from reflector_cli import lifeline
-    from reflector_cli.server import serve as run_server
+    from reflector_cli.core import lifeline
+    from reflector_cli.intake.server import serve as run_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     lifeline.bind_children()  # runs started by webhooks stop (interrupted) with the server
@@ -73,7 +73,7 @@ def poll(
     """Start runs for finished Daily.co raw-tracks recordings found by listing them."""
     import logging
 
-    from reflector_cli.poll import poll as run_poll
+    from reflector_cli.intake.poll import poll as run_poll
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     started = run_poll(settings_from(data_dir=data_dir), once, interval)

@@ -24,9 +24,9 @@ from reflector_cli.commands.base import (
     progress_enabled,
     settings_from,
 )
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError, one_line
-from reflector_cli.outputs import RenderContext, parse_formats, write_outputs
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError, one_line
+from reflector_cli.views.outputs import RenderContext, parse_formats, write_outputs
 
 # --------------------------------------------------------------------------- process
 
@@ -137,8 +137,8 @@ def process(
     as_json: JsonOpt = False,
 ) -> None:
     """Process recordings through every stage; finished work is reused unless --force."""
-    from reflector_cli.display import LiveDisplay
-    from reflector_cli.orchestrate import process_recording
+    from reflector_cli.runs.process import process_recording
+    from reflector_cli.views.display import LiveDisplay
 
     settings = settings_from(
         data_dir=data_dir,
@@ -155,7 +155,7 @@ def process(
     )
     formats = _formats_for(output_dir, fmt)
     if dry_run:
-        from reflector_cli.plan import dry_run_plan
+        from reflector_cli.runs.plan import dry_run_plan
 
         plans = [dry_run_plan(source, settings) for source in recordings]
         if as_json:

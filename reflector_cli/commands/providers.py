@@ -40,8 +40,8 @@ def compare(
     transcript agreement (WER, speakers) and overhead against local. Exit 0 when all outputs
     agree, 1 when they differ (naming the first differing stage). Stored; see `runs --comparisons`.
     """
-    from reflector_cli.compare import render_table
-    from reflector_cli.orchestrate import run_compare
+    from reflector_cli.runs.compare import render_table
+    from reflector_cli.runs.process import run_compare
 
     providers = [p for p, on in (("local", local), ("celery", celery), ("hatchet", hatchet)) if on]
     if len(providers) < 2:

@@ -55,8 +55,8 @@ def replay(
     stages are recorded as reused from the old run. With --force or --from, a fresh engine run
     of the current workflow is started with the same input.
     """
-    from reflector_cli.display import LiveDisplay
-    from reflector_cli.replay import replay as do_replay
+    from reflector_cli.runs.replay import replay as do_replay
+    from reflector_cli.views.display import LiveDisplay
 
     settings = settings_from(data_dir=data_dir)
     display = LiveDisplay(err) if progress_enabled(as_json) else None

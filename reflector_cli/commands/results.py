@@ -24,8 +24,8 @@ from reflector_cli.commands.base import (
     settings_from,
     write_output,
 )
-from reflector_cli.errors import UserError
-from reflector_cli.outputs import FORMATS, RenderContext, parse_formats, write_outputs
+from reflector_cli.core.errors import UserError
+from reflector_cli.views.outputs import FORMATS, RenderContext, parse_formats, write_outputs
 
 # --------------------------------------------------------------------------- show / export
 
@@ -37,10 +37,10 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a stored transcript: speakers with talk time, waveform, summary and topics."""
-    from reflector_cli.pipeline import result_view
-    from reflector_cli.runstate import reap_interrupted
-    from reflector_cli.showview import show_lines
-    from reflector_cli.talk import talk_seconds
+    from reflector_cli.runs.runstate import reap_interrupted
+    from reflector_cli.store.results import result_view
+    from reflector_cli.views.showview import show_lines
+    from reflector_cli.views.talk import talk_seconds
 
     settings = settings_from(data_dir=data_dir)
     store = open_store(settings)

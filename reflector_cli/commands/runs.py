@@ -21,9 +21,9 @@ from reflector_cli.commands.base import (
     runs_app,
     settings_from,
 )
-from reflector_cli.errors import UserError
-from reflector_cli.runstate import reap_interrupted
-from reflector_cli.textview import Col, duration, fit_table, table_lines, wrap
+from reflector_cli.core.errors import UserError
+from reflector_cli.runs.runstate import reap_interrupted
+from reflector_cli.views.textview import Col, duration, fit_table, table_lines, wrap
 
 _SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

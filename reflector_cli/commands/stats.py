@@ -17,7 +17,7 @@ from reflector_cli.commands.base import (
     settings_from,
 )
 from reflector_cli.commands.runs import parse_since
-from reflector_cli.textview import Col, duration, fit_table, table_lines, wrap
+from reflector_cli.views.textview import Col, duration, fit_table, table_lines, wrap
 
 
 @app.command()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reflector_cli.config import Settings
-from reflector_cli.errors import ConfigError
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import ConfigError
+from reflector_cli.core.models import LlmOptions
 from reflector_cli.llm.base import Backend
 from reflector_cli.llm.extractive import ExtractiveBackend
 from reflector_cli.llm.structured import UsageSink
-from reflector_cli.models import LlmOptions
 
 
 def _anthropic(options: LlmOptions, settings: Settings, sink: UsageSink | None) -> Backend:

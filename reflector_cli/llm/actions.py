@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 from typing import TypeVar
 
+from reflector_cli.core.models import ActionItems, Decision, NextStep
 from reflector_cli.llm.base import Utterance
 from reflector_cli.llm.text import FILLER, clean_sentence, ensure_period
-from reflector_cli.models import ActionItems, Decision, NextStep
 
 T = TypeVar("T", Decision, NextStep)
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reflector_cli.config import Settings
-from reflector_cli.errors import ConfigError, PermanentStageError
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import ConfigError, PermanentStageError
+from reflector_cli.core.retry import retry_after_s
 from reflector_cli.llm.structured import (
     ChatBackend,
     Message,
@@ -21,7 +22,6 @@ from reflector_cli.llm.structured import (
     RetryableLlmError,
     UsageSink,
 )
-from reflector_cli.retry import retry_after_s
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 CONTEXT_TOKENS = 200_000  # every current Claude model; chunk packing plans within this

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from reflector_cli.models import ActionItems
+from reflector_cli.core.models import ActionItems
 
 ProgressFn = Callable[[int, int], None]
 

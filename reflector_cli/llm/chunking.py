@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from reflector_cli.core.models import Word
 from reflector_cli.llm.base import TopicChunk, Utterance
-from reflector_cli.models import Word
 
 TARGET_WORDS = 300
 # Cuts are searched in [70 %, 130 %] of the target: far enough to find a natural break,

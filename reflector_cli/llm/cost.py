@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from reflector_cli.config import Settings
+from reflector_cli.core.config import Settings
 from reflector_cli.llm import default_backend_name
 from reflector_cli.llm.chunking import TARGET_WORDS
 from reflector_cli.llm.prompts import MAX_SUBJECTS

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from reflector_cli.config import Settings
-from reflector_cli.errors import ConfigError, PermanentStageError
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import ConfigError, PermanentStageError
+from reflector_cli.core.retry import retry_after_s
 from reflector_cli.llm.structured import (
     ChatBackend,
     Message,
@@ -23,7 +24,6 @@ from reflector_cli.llm.structured import (
     RetryableLlmError,
     UsageSink,
 )
-from reflector_cli.retry import retry_after_s
 
 log = logging.getLogger("reflector.llm")
 

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from reflector_cli.core.models import ActionItems, Decision, NextStep
 from reflector_cli.llm.base import TopicChunk, TopicText, Utterance
 from reflector_cli.llm.text import is_generic_title
-from reflector_cli.models import ActionItems, Decision, NextStep
 
 MAX_TITLE_WORDS = 10
 MAX_SUBJECTS = 6

@@ -16,8 +16,9 @@ from typing import Any, Literal, Protocol, TypedDict, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from reflector_cli.config import Settings
-from reflector_cli.errors import ConfigError, ServiceUnavailable
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import ConfigError, ServiceUnavailable
+from reflector_cli.core.retry import RetryPolicy, TryAgain, attempts
 from reflector_cli.llm import prompts as P
 from reflector_cli.llm.base import (
     Backend,
@@ -28,7 +29,6 @@ from reflector_cli.llm.base import (
     TopicChunk,
     TopicText,
 )
-from reflector_cli.retry import RetryPolicy, TryAgain, attempts
 
 T = TypeVar("T", bound=BaseModel)
 

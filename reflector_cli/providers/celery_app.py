@@ -28,13 +28,14 @@ from celery.result import AsyncResult
 from celery.signals import worker_process_init, worker_ready
 from kombu.utils.url import maybe_sanitize_url
 
-from reflector_cli import dag, lifeline
-from reflector_cli import models as m
-from reflector_cli.config import Settings, load_settings
-from reflector_cli.errors import UserError
-from reflector_cli.execute import asr_options, run_stage, warm_up
+from reflector_cli.core import lifeline
+from reflector_cli.core import models as m
+from reflector_cli.core.config import Settings, load_settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.pipeline import dag
+from reflector_cli.pipeline.execute import asr_options, run_stage, warm_up
 from reflector_cli.providers.local import LocalProvider, Node, RunOutcome, _State
-from reflector_cli.runlog import RunLog, short_error
+from reflector_cli.providers.runlog import RunLog, short_error
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 TASK_PREFIX = "reflector."

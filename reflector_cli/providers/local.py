@@ -16,13 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reflector_cli import dag
-from reflector_cli import models as m
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
-from reflector_cli.execute import run_stage, warm_up
+from reflector_cli.core import models as m
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.pipeline import dag
+from reflector_cli.pipeline.execute import run_stage, warm_up
+from reflector_cli.providers.runlog import RunLog, short_error
 from reflector_cli.providers.workerpool import RemoteError, WorkerDied, WorkerPool
-from reflector_cli.runlog import RunLog, short_error
 
 Node = tuple[str, int | None]
 

@@ -18,8 +18,8 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
-from reflector_cli import lifeline
-from reflector_cli.errors import UserError
+from reflector_cli.core import lifeline
+from reflector_cli.core.errors import UserError
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
 
@@ -63,7 +63,7 @@ def child_main() -> None:
     outbox = Outbox(conn)
     init, init_args = conn.recv()
     init(outbox, *init_args)
-    from reflector_cli.runlog import short_error
+    from reflector_cli.providers.runlog import short_error
 
     while True:
         try:

@@ -17,14 +17,14 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reflector_cli.config import Settings
-from reflector_cli.errors import (
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import (
     ConfigError,
     PermanentStageError,
     ServiceUnavailable,
     UserError,
 )
-from reflector_cli.retry import RetryPolicy, TryAgain, attempts, retry_after_s
+from reflector_cli.core.retry import RetryPolicy, TryAgain, attempts, retry_after_s
 from reflector_cli.sources.folder import (
     MAX_OFFSET_S,
     MAX_TEXT,

@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 import av
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reflector_cli.audio_io import open_audio
-from reflector_cli.errors import UserError, one_line
+from reflector_cli.core.audio_io import open_audio
+from reflector_cli.core.errors import UserError, one_line
 
 AUDIO_EXTENSIONS = frozenset(
     {".webm", ".ogg", ".opus", ".wav", ".mp3", ".m4a", ".flac", ".mka", ".mp4"}

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError
 from reflector_cli.storage import Storage, check_key
 
 CHUNK = 1 << 20

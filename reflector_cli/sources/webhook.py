@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reflector_cli.retry import RetryPolicy, TryAgain, retry_after_s
-from reflector_cli.retry import attempts as retry_attempts
+from reflector_cli.core.retry import RetryPolicy, TryAgain, retry_after_s
+from reflector_cli.core.retry import attempts as retry_attempts
 
 USER_AGENT = "Reflector-Webhook/1.0"
 # A receiver's Retry-After is honoured, but never beyond this, so the stage stays bounded.

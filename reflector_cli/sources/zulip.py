@@ -10,7 +10,13 @@ from typing import Any
 
 import httpx
 
-from reflector_cli.retry import MAX_RETRY_AFTER_S, RetryPolicy, TryAgain, attempts, retry_after_s
+from reflector_cli.core.retry import (
+    MAX_RETRY_AFTER_S,
+    RetryPolicy,
+    TryAgain,
+    attempts,
+    retry_after_s,
+)
 
 # Zulip answers 400 with these `msg` texts when an edit cannot apply to the stored message id;
 # a fresh post is then the right move (the message was deleted, or is too old to edit).

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from reflector_cli.context import StageContext
-from reflector_cli.errors import ConfigError
-from reflector_cli.models import AsrOptions, TranscribeIn, TranscribeOut, Word
+from reflector_cli.core.errors import ConfigError
+from reflector_cli.core.models import AsrOptions, TranscribeIn, TranscribeOut, Word
 from reflector_cli.stages.asr_audio import (
     MAX_REGION_S,
     RATE,
@@ -29,6 +28,7 @@ from reflector_cli.stages.asr_audio import (
     speech_regions,
 )
 from reflector_cli.stages.asr_guard import is_phantom
+from reflector_cli.stages.context import StageContext
 
 _load_lock = threading.Lock()
 

@@ -19,10 +19,9 @@ import av
 import numpy as np
 import soundfile as sf
 
-from reflector_cli.audio_io import open_audio, write_errors
-from reflector_cli.context import StageContext
-from reflector_cli.errors import UserError, one_line
-from reflector_cli.models import (
+from reflector_cli.core.audio_io import open_audio, write_errors
+from reflector_cli.core.errors import UserError, one_line
+from reflector_cli.core.models import (
     MixdownIn,
     MixdownOut,
     PadTrackIn,
@@ -30,6 +29,7 @@ from reflector_cli.models import (
     WaveformIn,
     WaveformOut,
 )
+from reflector_cli.stages.context import StageContext
 
 SAMPLE_RATE = 48000
 BLOCK = SAMPLE_RATE  # 1 s blocks: big enough for fast numpy, small enough to stay bounded

@@ -6,8 +6,8 @@ REFLECTOR_DAILY_DELETE_FROM_BUCKET is on); the transcript text is kept.
 
 from __future__ import annotations
 
-from reflector_cli.context import StageContext
-from reflector_cli.models import ConsentIn, ConsentOut
+from reflector_cli.core.models import ConsentIn, ConsentOut
+from reflector_cli.stages.context import StageContext
 
 
 def audio_keys(inp: ConsentIn) -> list[str]:

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reflector_cli.models import CrosstalkWord, Word
+from reflector_cli.core.models import CrosstalkWord, Word
+from reflector_cli.core.textmetrics import normalize_words
 from reflector_cli.stages.levels import Levels, db, leak_gains
-from reflector_cli.textmetrics import normalize_words
 
 MARGIN_DB = 6.0
 # Word times from separate recognisers of the same speech agree within a few hundred ms.

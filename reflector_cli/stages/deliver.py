@@ -12,11 +12,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from reflector_cli.context import StageContext
-from reflector_cli.export import md_escape, speaker_name, speaker_names, to_vtt
-from reflector_cli.models import DeliveryIn, DeliveryOut, FinalDoc
+from reflector_cli.core.formats import md_escape, speaker_name, speaker_names, to_vtt
+from reflector_cli.core.models import DeliveryIn, DeliveryOut, FinalDoc
 from reflector_cli.sources import webhook
 from reflector_cli.sources.zulip import ZulipClient, ZulipError
+from reflector_cli.stages.context import StageContext
 
 EVENT = "transcript.completed"
 # Zulip refuses messages above 10 000 characters; the long summary is what gets shortened.

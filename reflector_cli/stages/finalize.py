@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
-from reflector_cli.context import StageContext
-from reflector_cli.models import FinalDoc, FinalizeIn, FinalizeOut, TranscriptDoc
+from reflector_cli.core.models import FinalDoc, FinalizeIn, FinalizeOut, TranscriptDoc
+from reflector_cli.stages.context import StageContext
 
 
 def _language(inp: FinalizeIn) -> str:

@@ -5,11 +5,7 @@ Chunking and word ranges live here (shared by every backend); the backend only w
 
 from __future__ import annotations
 
-from reflector_cli.context import StageContext
-from reflector_cli.llm import get_backend
-from reflector_cli.llm.base import SummaryRequest, TitleRequest, TopicText
-from reflector_cli.llm.chunking import build_chunks, chunk_ranges
-from reflector_cli.models import (
+from reflector_cli.core.models import (
     ParticipantsOut,
     SummaryIn,
     SummaryOut,
@@ -21,6 +17,10 @@ from reflector_cli.models import (
     TranscriptDoc,
     Word,
 )
+from reflector_cli.llm import get_backend
+from reflector_cli.llm.base import SummaryRequest, TitleRequest, TopicText
+from reflector_cli.llm.chunking import build_chunks, chunk_ranges
+from reflector_cli.stages.context import StageContext
 
 NO_SPEECH = "No speech was detected."
 

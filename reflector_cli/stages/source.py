@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path, PurePosixPath
 
-from reflector_cli.context import StageContext
-from reflector_cli.models import (
+from reflector_cli.core.models import (
     GetParticipantsIn,
     Participant,
     ParticipantsOut,
@@ -25,6 +24,7 @@ from reflector_cli.sources.folder import (
     probe_audio,
     scan_folder,
 )
+from reflector_cli.stages.context import StageContext
 
 log = logging.getLogger("reflector.source")
 

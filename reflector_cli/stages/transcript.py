@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reflector_cli.context import StageContext
-from reflector_cli.models import (
+from reflector_cli.core.models import (
     CrosstalkDoc,
     MergeIn,
     MergeOut,
@@ -16,6 +15,7 @@ from reflector_cli.models import (
     Word,
 )
 from reflector_cli.stages.asr import dominant_language, read_words
+from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.crosstalk import suppress
 from reflector_cli.stages.levels import Levels, envelope
 

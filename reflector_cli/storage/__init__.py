@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reflector_cli.errors import UserError
+from reflector_cli.core.errors import UserError
 from reflector_cli.storage.local import LocalStorage, Storage, check_key
 
 __all__ = ["LocalStorage", "Storage", "check_key", "open_storage"]

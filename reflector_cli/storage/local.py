@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from reflector_cli.errors import UserError
+from reflector_cli.core.errors import UserError
 
 
 class Storage(Protocol):

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reflector_cli.errors import ConfigError
+from reflector_cli.core.errors import ConfigError
 from reflector_cli.storage.local import check_key
 
 

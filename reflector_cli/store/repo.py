@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reflector_cli import models as m
+from reflector_cli.core import models as m
 from reflector_cli.store.schema import connect, connect_readonly
 
 

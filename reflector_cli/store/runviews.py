@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from reflector_cli import dag
+from reflector_cli.pipeline import dag
 from reflector_cli.store.repo import Store
 
 VIEW_STATUSES = ("done", "reused", "skipped", "failed", "error", "running", "retrying")

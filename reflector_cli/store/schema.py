@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from reflector_cli.errors import UserError
+from reflector_cli.core.errors import UserError
 
 
 def _m1_core(db: sqlite_utils.Database) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reflector_cli.server import sign_daily
+from reflector_cli.intake.server import sign_daily
 from tests.cli.conftest import FIXTURE, REFLECTOR, ROOT, cli
 from tests.sources.daily_fake import API_KEY, FakeDaily, free_port, recording, serve, track_key
 from tests.test_server_guard import events_until_closed, raw_post, store_finished

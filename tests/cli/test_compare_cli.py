@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reflector_cli.dag import STAGE_NAMES
+from reflector_cli.pipeline.dag import STAGE_NAMES
 from tests.cli.conftest import FIXTURE, cli, cli_json
 from tests.providers.celery_env import CeleryWorker, start_redis, stop_redis
 

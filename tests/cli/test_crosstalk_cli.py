@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reflector_cli.textmetrics import word_error_rate
+from reflector_cli.core.textmetrics import word_error_rate
 from tests.cli.conftest import cli_json
 from tests.stages.crosstalk_audio import A_TEXT, B_TEXT, Meeting, speech
 

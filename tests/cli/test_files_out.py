@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from reflector_cli.outputs import FORMATS
+from reflector_cli.views.outputs import FORMATS
 from tests.cli.conftest import FIXTURE, cli, cli_json
 
 

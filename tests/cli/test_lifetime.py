@@ -164,7 +164,7 @@ class _Silent:
 
 
 def test_serve_killed_takes_the_runs_it_started_with_it(tmp_path: Path) -> None:
-    from reflector_cli.server import sign_daily
+    from reflector_cli.intake.server import sign_daily
 
     data, daily = tmp_path / "data", _Silent()
     secret = base64.b64encode(b"lifetime-secret-0123456789abcdef").decode()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.accuracy import accuracy
-from reflector_cli.dag import STAGE_NAMES
+from reflector_cli.pipeline.dag import STAGE_NAMES
 from tests.cli.conftest import FIXTURE, TRUTH, cli, cli_json
 
 PROCESS_KEYS = {

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reflector_cli.dag import descendants
+from reflector_cli.pipeline.dag import descendants
 from tests.cli.conftest import ROOT, cli, cli_json
 
 

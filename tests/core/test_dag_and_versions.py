@@ -8,8 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from reflector_cli import dag
-from reflector_cli.versioning import all_code_versions, code_version
+from reflector_cli.pipeline import dag
+from reflector_cli.pipeline.versioning import all_code_versions, code_version
 
 SPEC_STAGES = [
     "get_recording",
@@ -68,7 +68,7 @@ def test_stages_never_import_an_engine_or_the_store() -> None:
         "sqlite_utils",
         "reflector_cli.cli",
     )
-    stage_dir = Path(dag.__file__).parent / "stages"
+    stage_dir = Path(dag.__file__).parents[1] / "stages"
     for path in stage_dir.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -86,7 +86,7 @@ def test_editing_a_helper_changes_only_dependent_versions(tmp_path: Path, monkey
     import shutil
     import subprocess
 
-    src = Path(dag.__file__).parent
+    src = Path(dag.__file__).parents[1]
     shutil.copytree(src, tmp_path / "reflector_cli")
     target = tmp_path / "reflector_cli" / "stages" / "transcript.py"
     text = target.read_text()
@@ -97,7 +97,7 @@ def test_editing_a_helper_changes_only_dependent_versions(tmp_path: Path, monkey
     script = textwrap.dedent(
         """
         import json
-        from reflector_cli.versioning import all_code_versions
+        from reflector_cli.pipeline.versioning import all_code_versions
         print(json.dumps(all_code_versions()))
         """
     )
@@ -167,7 +167,7 @@ def _outputs_of(parents: tuple[str, ...]) -> _OnlyDeclared:
 
 
 def test_every_stage_builds_its_input_from_its_declared_parents_only() -> None:
-    from reflector_cli import models as m
+    from reflector_cli.core import models as m
 
     pipe = _sample(m.PipelineInput)
     for s in dag.STAGES:
@@ -182,7 +182,7 @@ def test_the_parent_check_catches_an_undeclared_read() -> None:
 
     import pytest
 
-    from reflector_cli import models as m
+    from reflector_cli.core import models as m
 
     title = dag.stage("generate_title")
     sneaky = dataclasses.replace(title, parents=("detect_topics",))  # forgot get_participants

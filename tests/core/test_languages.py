@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reflector_cli.config import default_model_path, load_settings
-from reflector_cli.errors import UserError
-from reflector_cli.languages import check_model_language, english_only, resolve_language
+from reflector_cli.core.config import default_model_path, load_settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.core.languages import check_model_language, english_only, resolve_language
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 

@@ -7,9 +7,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from reflector_cli import dag
-from reflector_cli.config import load_settings
-from reflector_cli.retry import RetryPolicy, TryAgain, attempts, retry_after_s
+from reflector_cli.core.config import load_settings
+from reflector_cli.core.retry import RetryPolicy, TryAgain, attempts, retry_after_s
+from reflector_cli.pipeline import dag
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 

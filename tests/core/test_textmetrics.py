@@ -1,6 +1,6 @@
 """WER on small hand-checked cases."""
 
-from reflector_cli.textmetrics import normalize_words, word_error_rate
+from reflector_cli.core.textmetrics import normalize_words, word_error_rate
 
 
 def test_normalization_ignores_case_and_punctuation() -> None:
@@ -29,7 +29,7 @@ def _reference_distance(ref: list[str], hyp: list[str]) -> int:
 def test_library_distance_equals_the_textbook_one_on_random_word_lists() -> None:
     import random
 
-    from reflector_cli.textmetrics import edit_distance
+    from reflector_cli.core.textmetrics import edit_distance
 
     rng = random.Random(7)
     vocab = ["a", "b", "c", "it's", "d"]

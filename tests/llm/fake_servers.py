@@ -20,9 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from reflector_cli.config import Settings
-from reflector_cli.context import StageContext
-from reflector_cli.models import (
+from reflector_cli.core.config import Settings
+from reflector_cli.core.models import (
     LlmOptions,
     MergeOut,
     SummaryIn,
@@ -33,6 +32,7 @@ from reflector_cli.models import (
     TopicsOut,
     TranscriptDoc,
 )
+from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.llm import detect_topics, generate_summary, generate_title
 from reflector_cli.storage import LocalStorage
 from tests.llm.meeting import build_doc, participants

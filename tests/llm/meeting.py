@@ -6,7 +6,7 @@ between the three subjects (release, onboarding, pricing), like a real call's lu
 
 from __future__ import annotations
 
-from reflector_cli.models import Participant, ParticipantsOut, TranscriptDoc, Word
+from reflector_cli.core.models import Participant, ParticipantsOut, TranscriptDoc, Word
 from reflector_cli.stages.transcript import build_segments
 
 NAMES = ["Alice Moreno", "Bob Chen", "Carol Diaz"]

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from reflector_cli.config import Settings, load_settings
-from reflector_cli.errors import ConfigError
+from reflector_cli.core.config import Settings, load_settings
+from reflector_cli.core.errors import ConfigError
+from reflector_cli.core.models import LlmOptions
 from reflector_cli.llm import default_backend_name, get_backend
 from reflector_cli.llm.base import TitleRequest, TopicText
 from reflector_cli.llm.cost import estimate_cost
 from reflector_cli.llm.structured import InvalidAnswerError, LlmUnavailableError
-from reflector_cli.models import LlmOptions
 from tests.llm.fake_servers import API_KEY, FakeLLM, Fault, run_stages, serve, usage_events
 from tests.llm.meeting import NAMES
 

@@ -6,15 +6,15 @@ import re
 
 import pytest
 
-from reflector_cli.config import load_settings
-from reflector_cli.errors import ConfigError
+from reflector_cli.core.config import load_settings
+from reflector_cli.core.errors import ConfigError
+from reflector_cli.core.models import LlmOptions, Word
 from reflector_cli.llm import get_backend
 from reflector_cli.llm.actions import action_items
 from reflector_cli.llm.base import SummaryRequest, TitleRequest, TopicText, Utterance
 from reflector_cli.llm.chunking import build_chunks, chunk_ranges, is_sentence_end, utterances
 from reflector_cli.llm.extractive import ExtractiveBackend
 from reflector_cli.llm.text import is_generic_title
-from reflector_cli.models import LlmOptions, Word
 from tests.llm.meeting import NAMES, build_words
 
 NAME_MAP = dict(enumerate(NAMES))

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from reflector_cli.config import Settings, load_settings
-from reflector_cli.errors import ConfigError
+from reflector_cli.core.config import Settings, load_settings
+from reflector_cli.core.errors import ConfigError
+from reflector_cli.core.models import LlmOptions
 from reflector_cli.llm import get_backend
 from reflector_cli.llm.base import TitleRequest, TopicText
 from reflector_cli.llm.openai_backend import CONTEXT_TOKENS, completions_url
 from reflector_cli.llm.prompts import estimate_tokens
 from reflector_cli.llm.structured import LlmUnavailableError
-from reflector_cli.models import LlmOptions
 from tests.llm.fake_servers import (
     API_KEY,
     FakeLLM,

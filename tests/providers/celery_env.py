@@ -21,7 +21,7 @@ SCRIPT = ROOT / "scripts" / "redis-local"
 FIXTURE = ROOT / "fixtures" / "meeting"
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
 WORKER_CODE = (
-    "import sys; from reflector_cli.config import load_settings; "
+    "import sys; from reflector_cli.core.config import load_settings; "
     "from reflector_cli.providers.celery_app import run_worker; "
     "run_worker(load_settings(), int(sys.argv[1]))"
 )

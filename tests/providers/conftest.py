@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "hatchet-local"
 FIXTURE = ROOT / "fixtures" / "meeting"
 WORKER_CODE = (
-    "import sys; from reflector_cli.config import Settings; "
+    "import sys; from reflector_cli.core.config import Settings; "
     "from reflector_cli.providers.hatchet import run_worker; "
     "run_worker(Settings(), slots=int(sys.argv[1]))"
 )

@@ -14,13 +14,14 @@ import pytest
 from celery_env import CeleryWorker, make_meeting, start_redis, stop_redis
 from rich.console import Console
 
-from reflector_cli.compare import ComparisonReport, render_table
-from reflector_cli.config import Settings, load_settings
-from reflector_cli.errors import UserError
-from reflector_cli.orchestrate import run_compare
-from reflector_cli.pipeline import EventSink, new_run_id, prepare_input
+from reflector_cli.core.config import Settings, load_settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.pipeline.runinput import new_run_id, prepare_input
 from reflector_cli.providers.celery_app import CeleryProvider
-from reflector_cli.runlog import RunLog
+from reflector_cli.providers.runlog import RunLog
+from reflector_cli.runs.compare import ComparisonReport, render_table
+from reflector_cli.runs.process import run_compare
+from reflector_cli.store.events import EventSink
 from reflector_cli.store.repo import Store
 
 pytestmark = [pytest.mark.celery, pytest.mark.slow]

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from reflector_cli.config import Settings, load_settings
-from reflector_cli.orchestrate import ProcessResult, process_recording
+from reflector_cli.core.config import Settings, load_settings
 from reflector_cli.providers import hatchet as hp
 from reflector_cli.providers.hatchet import workflows
+from reflector_cli.runs.process import ProcessResult, process_recording
 from reflector_cli.store.repo import Store
 
 

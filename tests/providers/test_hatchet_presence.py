@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from reflector_cli.config import load_settings
+from reflector_cli.core.config import load_settings
 from reflector_cli.providers import hatchet as hp
 from reflector_cli.store.repo import Store
 from tests.providers.conftest import ROOT

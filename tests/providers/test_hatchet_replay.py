@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from reflector_cli.config import load_settings
-from reflector_cli.orchestrate import process_recording
+from reflector_cli.core.config import load_settings
 from reflector_cli.providers import hatchet as hp
 from reflector_cli.providers.hatchet import common
-from reflector_cli.replay import replay
+from reflector_cli.runs.process import process_recording
+from reflector_cli.runs.replay import replay
 from reflector_cli.store.repo import Store
 
 

@@ -12,11 +12,11 @@ from typing import Any
 import boto3
 import pytest
 
-from reflector_cli.config import Settings, load_settings
-from reflector_cli.context import StageContext
-from reflector_cli.errors import UserError
-from reflector_cli.models import AsrOptions, GetParticipantsIn, PipelineInput
+from reflector_cli.core.config import Settings, load_settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.core.models import AsrOptions, GetParticipantsIn, PipelineInput
 from reflector_cli.sources.daily import DailyApiError, DailyClient, prepare_daily
+from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.source import get_participants, get_recording
 from reflector_cli.storage import LocalStorage
 from tests.cli.conftest import FIXTURE, cli_json

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from reflector_cli.errors import UserError
+from reflector_cli.core.errors import UserError
 from reflector_cli.sources.folder import recording_id_for_folder, scan_folder
 
 UUID = "5d1b6c3e-8a41-4c2f-9f7e-2b1f6f0c9a11"

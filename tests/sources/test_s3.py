@@ -10,10 +10,9 @@ from typing import Any
 import boto3
 import pytest
 
-from reflector_cli.config import load_settings
-from reflector_cli.context import StageContext
-from reflector_cli.errors import UserError
-from reflector_cli.models import (
+from reflector_cli.core.config import load_settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.core.models import (
     ConsentIn,
     FinalizeOut,
     MixdownOut,
@@ -24,6 +23,7 @@ from reflector_cli.models import (
 )
 from reflector_cli.sources import s3
 from reflector_cli.stages.consent import cleanup_consent
+from reflector_cli.stages.context import StageContext
 from reflector_cli.storage import LocalStorage
 from tests.sources.daily_fake import AWS_ENV, moto_s3
 

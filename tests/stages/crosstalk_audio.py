@@ -12,7 +12,7 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks.crosstalk_cases import convolve, room_response
-from reflector_cli.models import Word
+from reflector_cli.core.models import Word
 
 RATE = 22050  # espeak-ng's own rate; the envelope works at any rate
 LEAK_DB = -20.0

@@ -13,12 +13,12 @@ import pytest
 import soundfile as sf
 from faster_whisper import decode_audio
 
-from reflector_cli.context import StageContext
-from reflector_cli.execute import asr_options
-from reflector_cli.models import PadTrackIn, PadTrackOut, TrackRef, TranscribeIn, Word
+from reflector_cli.core.models import PadTrackIn, PadTrackOut, TrackRef, TranscribeIn, Word
+from reflector_cli.pipeline.execute import asr_options
 from reflector_cli.stages.asr import load_model, read_words, transcribe_track
 from reflector_cli.stages.asr_guard import is_phantom, phantom_text
 from reflector_cli.stages.audio import pad_track
+from reflector_cli.stages.context import StageContext
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "fixtures" / "meeting"

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from reflector_cli.context import StageContext
-from reflector_cli.errors import UserError
-from reflector_cli.models import (
+from reflector_cli.core.errors import UserError
+from reflector_cli.core.models import (
     MixdownIn,
     PadTrackIn,
     PadTrackOut,
@@ -21,6 +20,7 @@ from reflector_cli.models import (
     WaveformIn,
 )
 from reflector_cli.stages.audio import generate_waveform, mixdown_tracks, pad_track
+from reflector_cli.stages.context import StageContext
 
 RID = "rec-audio"
 

@@ -13,9 +13,8 @@ import pytest
 import soundfile as sf
 from pydantic import TypeAdapter
 
-from reflector_cli.config import load_settings
-from reflector_cli.context import StageContext
-from reflector_cli.models import (
+from reflector_cli.core.config import load_settings
+from reflector_cli.core.models import (
     CrosstalkDoc,
     MergeIn,
     MergeOut,
@@ -24,6 +23,7 @@ from reflector_cli.models import (
     TranscriptDoc,
     Word,
 )
+from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.crosstalk import duplicated
 from reflector_cli.stages.transcript import merge_transcripts
 from reflector_cli.storage import LocalStorage

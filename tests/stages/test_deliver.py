@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from reflector_cli.config import load_settings
-from reflector_cli.context import StageContext
-from reflector_cli.models import (
+from reflector_cli.core.config import load_settings
+from reflector_cli.core.models import (
     ActionItems,
     DeliveryIn,
     DeliveryOut,
@@ -25,6 +24,7 @@ from reflector_cli.models import (
 )
 from reflector_cli.sources.webhook import sign, verify
 from reflector_cli.sources.zulip import ZulipClient, ZulipError
+from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.deliver import post_zulip, send_webhook, zulip_message
 from reflector_cli.storage import LocalStorage
 from tests.stages.delivery_fakes import (

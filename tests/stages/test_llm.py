@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from reflector_cli.config import load_settings
-from reflector_cli.context import StageContext
-from reflector_cli.errors import ConfigError
-from reflector_cli.models import (
+from reflector_cli.core.config import load_settings
+from reflector_cli.core.errors import ConfigError
+from reflector_cli.core.models import (
     LlmOptions,
     MergeOut,
     ParticipantsOut,
@@ -23,6 +22,7 @@ from reflector_cli.models import (
     TopicsOut,
     TranscriptDoc,
 )
+from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.llm import detect_topics, generate_summary, generate_title
 from reflector_cli.storage import LocalStorage
 from tests.llm.meeting import NAMES, build_doc, participants

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from reflector_cli.context import StageContext
-from reflector_cli.errors import UserError
-from reflector_cli.models import AsrOptions, GetParticipantsIn, PipelineInput
+from reflector_cli.core.errors import UserError
+from reflector_cli.core.models import AsrOptions, GetParticipantsIn, PipelineInput
+from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.source import get_participants, get_recording
 
 UUID = "5d1b6c3e-8a41-4c2f-9f7e-2b1f6f0c9a11"

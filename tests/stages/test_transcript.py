@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from reflector_cli.config import load_settings
-from reflector_cli.context import StageContext
-from reflector_cli.models import MergeIn, TranscribeOut, TranscriptDoc, Word
+from reflector_cli.core.config import load_settings
+from reflector_cli.core.models import MergeIn, TranscribeOut, TranscriptDoc, Word
+from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.transcript import build_segments, merge_transcripts, merge_words
 from reflector_cli.storage import LocalStorage
 

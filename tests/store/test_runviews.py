@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reflector_cli import models as m
+from reflector_cli.core import models as m
 from reflector_cli.store.repo import Store
 from reflector_cli.store.runviews import list_runs, seconds_between, stage_views
 from tests.store.test_store import pipe

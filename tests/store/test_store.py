@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reflector_cli import models as m
+from reflector_cli.core import models as m
 from reflector_cli.store.repo import Store
 from reflector_cli.store.schema import MIGRATIONS
 

@@ -10,8 +10,8 @@ from hatchet_sdk import Hatchet
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
 from pydantic import BaseModel, ConfigDict
 
-from reflector_cli import dag
-from reflector_cli import models as m
+from reflector_cli.core import models as m
+from reflector_cli.pipeline import dag
 
 PIPELINE_WF = "reflector-pipeline"
 TRACK_WF = "reflector-track"

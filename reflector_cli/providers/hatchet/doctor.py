@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from reflector_cli.config import Settings
+from reflector_cli.core.config import Settings
 
 
 def decode_token(token: str) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from hatchet_sdk.clients.listeners.run_event_listener import (
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
 from pydantic import ValidationError
 
-from reflector_cli import dag
-from reflector_cli.config import Settings
+from reflector_cli.core.config import Settings
+from reflector_cli.pipeline import dag
 from reflector_cli.providers.hatchet.common import (
     LISTING_LAG_S,
     LISTING_SLACK,
@@ -46,7 +46,7 @@ from reflector_cli.providers.hatchet.common import (
 )
 from reflector_cli.providers.hatchet.mirror import Mirror, Node
 from reflector_cli.providers.local import RunOutcome
-from reflector_cli.runlog import RunLog
+from reflector_cli.providers.runlog import RunLog
 
 # What Stage.build raises while a parent's output is missing (not reused, not seen yet).
 _INPUT_NOT_READY = (KeyError, IndexError, TypeError, AttributeError, ValidationError)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reflector_cli import dag
+from reflector_cli.pipeline import dag
 
 
 class Node:

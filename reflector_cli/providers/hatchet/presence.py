@@ -14,9 +14,9 @@ from typing import Any
 
 from hatchet_sdk import Hatchet
 
-from reflector_cli import lifeline
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
+from reflector_cli.core import lifeline
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError
 from reflector_cli.providers.hatchet.common import PIPELINE_WF
 
 # Worker label holding the storage the worker reads and writes artifacts in.

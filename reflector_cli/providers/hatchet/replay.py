@@ -7,8 +7,8 @@ from typing import Any
 
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
 
-from reflector_cli import dag
-from reflector_cli.errors import UserError
+from reflector_cli.core.errors import UserError
+from reflector_cli.pipeline import dag
 from reflector_cli.providers.hatchet.common import (
     ORDER,
     POLL_S,
@@ -18,7 +18,7 @@ from reflector_cli.providers.hatchet.common import (
 )
 from reflector_cli.providers.hatchet.mirror import Mirror
 from reflector_cli.providers.local import RunOutcome
-from reflector_cli.runlog import RunLog
+from reflector_cli.providers.runlog import RunLog
 
 
 def replay_engine_run(prov: Any, old_run: dict[str, Any]) -> RunOutcome:

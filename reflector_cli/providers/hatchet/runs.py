@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from reflector_cli import models as m
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
-from reflector_cli.lock import recording_lock
+from reflector_cli.core import models as m
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.core.lock import recording_lock
 from reflector_cli.providers.hatchet.common import (
     SUBMITTED,
     TERMINAL,
@@ -15,7 +15,7 @@ from reflector_cli.providers.hatchet.common import (
 )
 from reflector_cli.providers.hatchet.follow import HatchetProvider
 from reflector_cli.providers.local import RunOutcome
-from reflector_cli.runlog import RunLog
+from reflector_cli.providers.runlog import RunLog
 from reflector_cli.store.repo import Store
 
 # --------------------------------------------------------------------------- no-wait runs
@@ -29,7 +29,8 @@ def submit_run(
     Returns our run id (status "submitted"; `sync_run` brings it up to date). A recording
     whose last run already ended returns that run's id unless `force`.
     """
-    from reflector_cli.pipeline import EventSink, new_run_id, prepare_input
+    from reflector_cli.pipeline.runinput import new_run_id, prepare_input
+    from reflector_cli.store.events import EventSink
 
     pipe = prepare_input(source, settings).model_copy(update={"deliver": deliver})
     store = Store(settings.db_path)
@@ -64,7 +65,7 @@ def sync_run(store: Store, run_id: str, settings: Settings) -> dict[str, Any]:
     Finished runs get their final status, and a finished finalize its commit hook, exactly as
     if the submitting process had followed the run. Returns the run's engine and store status.
     """
-    from reflector_cli.pipeline import EventSink
+    from reflector_cli.store.events import EventSink
 
     run = store.run(run_id)
     if run is None:

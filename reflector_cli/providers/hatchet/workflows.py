@@ -14,10 +14,10 @@ from typing import Any
 from hatchet_sdk import Context, DurableContext, Hatchet, NonRetryableException
 from pydantic import BaseModel
 
-from reflector_cli import dag
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
-from reflector_cli.execute import asr_options, run_stage, warm_up
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.pipeline import dag
+from reflector_cli.pipeline.execute import asr_options, run_stage, warm_up
 from reflector_cli.providers.hatchet.common import (
     FANOUT,
     FANOUT_PARENTS,
@@ -37,7 +37,7 @@ from reflector_cli.providers.hatchet.common import (
     log,
     node_key,
 )
-from reflector_cli.runlog import short_error
+from reflector_cli.providers.runlog import short_error
 
 PROGRESS_EVERY_S = 0.5
 # Engine slots per heavy slot. The engine's scheduler sees slots a task frees only at its next

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reflector_cli.config import Settings
+from reflector_cli.core.config import Settings
 from reflector_cli.storage import Storage
 
 EmitFn = Callable[[str, dict[str, Any]], None]

@@ -11,16 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reflector_cli import lifeline
-from reflector_cli import models as m
-from reflector_cli.compare import ComparisonReport, compare_runs, store_comparison
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError, one_line
-from reflector_cli.lock import recording_lock
-from reflector_cli.pipeline import EventSink, Observer, new_run_id, prepare_input, result_view
-from reflector_cli.runlog import RunLog
-from reflector_cli.runstate import KILLED, mark_interrupted
+from reflector_cli.core import lifeline
+from reflector_cli.core import models as m
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError, one_line
+from reflector_cli.core.lock import recording_lock
+from reflector_cli.pipeline.runinput import new_run_id, prepare_input
+from reflector_cli.providers.runlog import RunLog
+from reflector_cli.runs.compare import ComparisonReport, compare_runs, store_comparison
+from reflector_cli.runs.runstate import KILLED, mark_interrupted
+from reflector_cli.store.events import EventSink, Observer
 from reflector_cli.store.repo import Store
+from reflector_cli.store.results import result_view
 
 
 @dataclass

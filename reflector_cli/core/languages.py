@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reflector_cli.config import Settings, default_model_path
-from reflector_cli.errors import UserError
+from reflector_cli.core.config import Settings, default_model_path
+from reflector_cli.core.errors import UserError
 
 AUTO = "auto"
 # Multilingual whisper vocabularies have 51865+ tokens; English-only ones 51864.

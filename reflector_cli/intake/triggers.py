@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reflector_cli.config import Settings
+from reflector_cli.core.config import Settings
 from reflector_cli.store.repo import Store, now_iso
 
 log = logging.getLogger("reflector.triggers")

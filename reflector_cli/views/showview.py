@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reflector_cli.textview import bar, duration, sparkline, ticks, wrap
+from reflector_cli.views.textview import bar, duration, sparkline, ticks, wrap
 
 TICK_MARKS = "123456789abcdefghijklmnopqrstuvwxyz"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reflector_cli.dag import STAGES, Stage
+from reflector_cli.pipeline.dag import STAGES, Stage
 
 PROJECT = "reflector_cli"
 
@@ -118,7 +118,7 @@ def _closure(root: Any) -> dict[str, str]:
 
 
 def _compute(stage_name: str) -> str:
-    from reflector_cli.dag import stage as get_stage
+    from reflector_cli.pipeline.dag import stage as get_stage
 
     s: Stage = get_stage(stage_name)
     parts = _closure(s.fn())
@@ -128,7 +128,7 @@ def _compute(stage_name: str) -> str:
 
 def _package_fingerprint() -> str:
     """Changes whenever any source file of the package changes (path, size, mtime)."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the whole reflector_cli package
     h = hashlib.sha256(str(root).encode())
     for p in sorted(root.rglob("*.py")):
         st = p.stat()

@@ -12,14 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reflector_cli import dag
-from reflector_cli import models as m
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
-from reflector_cli.pipeline import EventSink
+from reflector_cli.core import models as m
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.pipeline import dag
+from reflector_cli.pipeline.versioning import canonical_json, code_version, input_hash, sha256_text
 from reflector_cli.storage import Storage, open_storage
+from reflector_cli.store import hooks
+from reflector_cli.store.events import EventSink
 from reflector_cli.store.repo import Store
-from reflector_cli.versioning import canonical_json, code_version, input_hash, sha256_text
 
 
 def artifact_keys(value: Any) -> list[str]:
@@ -149,12 +150,10 @@ class RunLog:
         return int(row["attempts"]) if row else 0
 
     def _after(self, name: str, out: BaseModel) -> None:
-        observe = dag.stage(name).on_output
-        if observe:
-            dag.resolve_hook(observe)(self, out)
-        hook = dag.stage(name).on_done
-        if hook and self.hooks:
-            dag.resolve_hook(hook)(self, out)
+        if observe := hooks.ON_OUTPUT.get(name):
+            observe(self, out)
+        if (commit := hooks.ON_DONE.get(name)) and self.hooks:
+            commit(self, out)
 
 
 def _loads(text: str) -> Any:

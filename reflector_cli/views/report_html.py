@@ -11,10 +11,10 @@ import html
 import re
 from dataclasses import dataclass
 
-from reflector_cli.export import clock, speaker_name, speaker_names, turns
-from reflector_cli.models import FinalDoc
-from reflector_cli.report_assets import CSS, JS
-from reflector_cli.talk import speaker_spans, talk_seconds
+from reflector_cli.core.formats import clock, speaker_name, speaker_names, turns
+from reflector_cli.core.models import FinalDoc
+from reflector_cli.views.report_assets import CSS, JS
+from reflector_cli.views.talk import speaker_spans, talk_seconds
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from reflector_cli import dag
-from reflector_cli.config import Settings
-from reflector_cli.context import EmitFn, StageContext, _drop
-from reflector_cli.dag import stage
-from reflector_cli.models import AsrOptions
+from reflector_cli.core.config import Settings
+from reflector_cli.core.models import AsrOptions
+from reflector_cli.core.whisper_models import resolve_model
+from reflector_cli.pipeline import dag
+from reflector_cli.pipeline.dag import stage
+from reflector_cli.stages.context import EmitFn, StageContext, _drop
 from reflector_cli.storage import open_storage
-from reflector_cli.whisper_models import resolve_model
 
 
 def asr_options(settings: Settings) -> AsrOptions:

@@ -13,7 +13,7 @@ from typing import Any
 
 import stamina
 
-from reflector_cli.config import Settings
+from reflector_cli.core.config import Settings
 
 # A server's Retry-After is honoured up to this; past it, the caller's own retry takes over.
 MAX_RETRY_AFTER_S = 60.0

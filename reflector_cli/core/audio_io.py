@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import soundfile as sf
 
-from reflector_cli.errors import PermanentStageError, UserError, one_line
+from reflector_cli.core.errors import PermanentStageError, UserError, one_line
 
 # Less free space than this after a failed write means the disk filled up.
 _NEARLY_FULL_BYTES = 1 << 20

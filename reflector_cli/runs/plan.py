@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reflector_cli.config import Settings
+from reflector_cli.core.config import Settings
 from reflector_cli.llm.cost import estimate_cost
-from reflector_cli.pipeline import prepare_input
+from reflector_cli.pipeline.runinput import prepare_input
 from reflector_cli.sources.folder import scan_folder
 
 # Conversational speech runs at ~150 words a minute; meetings rarely overlap for long.

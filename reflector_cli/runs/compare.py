@@ -15,10 +15,10 @@ from typing import Any
 from pydantic import BaseModel
 from rich.table import Table
 
-from reflector_cli import dag
-from reflector_cli.errors import UserError
+from reflector_cli.core.errors import UserError
+from reflector_cli.core.textmetrics import word_error_rate
+from reflector_cli.pipeline import dag
 from reflector_cli.store.repo import Store, now_iso
-from reflector_cli.textmetrics import word_error_rate
 
 MAX_DIFF = 6
 MAX_VALUE = 60

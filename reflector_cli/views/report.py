@@ -10,13 +10,13 @@ import base64
 import json
 from datetime import UTC, datetime
 
-from reflector_cli import models as m
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
-from reflector_cli.pipeline import final_doc_from_store
-from reflector_cli.report_html import ReportMeta, render_html
+from reflector_cli.core import models as m
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError
 from reflector_cli.storage import LocalStorage, Storage, open_storage
 from reflector_cli.store.repo import Store
+from reflector_cli.store.results import final_doc_from_store
+from reflector_cli.views.report_html import ReportMeta, render_html
 
 # A base64 data URI grows the page by 4/3 of the audio; past this the file is not "sane".
 EMBED_MAX_BYTES = 64 * 1024 * 1024

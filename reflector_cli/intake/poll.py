@@ -8,8 +8,15 @@ import time
 
 from pydantic import ValidationError
 
-from reflector_cli.config import Settings
-from reflector_cli.errors import PermanentStageError
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import PermanentStageError
+from reflector_cli.intake.triggers import (
+    Trigger,
+    Triggers,
+    fire,
+    subprocess_trigger,
+    valid_recording_id,
+)
 from reflector_cli.sources.daily import (
     DailyApiError,
     DailyClient,
@@ -17,7 +24,6 @@ from reflector_cli.sources.daily import (
     client_from_settings,
 )
 from reflector_cli.store.repo import Store
-from reflector_cli.triggers import Trigger, Triggers, fire, subprocess_trigger, valid_recording_id
 
 log = logging.getLogger("reflector.poll")
 

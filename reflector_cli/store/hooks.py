@@ -1,7 +1,7 @@
 """Stage hooks: turn finished stage outputs into SQLite rows in the orchestrating process.
 
-Named by dotted path on the stage in dag.py (`on_done`, `on_output`); this module never imports
-the DAG, so dag.py's strings point strictly downward.
+Keyed by stage name: `ON_DONE` commits to the user-visible transcript (primary runs only),
+`ON_OUTPUT` records events (every run). The recorder applies them; the DAG never names them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from reflector_cli import models as m
-from reflector_cli.config import Settings
+from reflector_cli.core import models as m
+from reflector_cli.core.config import Settings
 from reflector_cli.storage import open_storage
 from reflector_cli.store.meetings import reapply_renames
 from reflector_cli.store.repo import Store
@@ -53,3 +53,7 @@ def commit_consent(hc: HookContext, output: BaseModel) -> None:
     assert isinstance(output, m.ConsentOut)
     if output.consent_denied and output.audio_deleted:
         hc.store.set_audio_deleted(hc.pipe.transcript_id)
+
+
+ON_DONE: dict[str, HookFn] = {"finalize": commit_final, "cleanup_consent": commit_consent}
+ON_OUTPUT: dict[str, HookFn] = {"merge_transcripts": emit_transcript}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from reflector_cli.errors import ConfigError, UserError
+from reflector_cli.core.errors import ConfigError, UserError
 
 BUNDLED = "tiny.en"
 # What faster-whisper itself reads from a model repository (see faster_whisper.utils).

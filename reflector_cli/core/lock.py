@@ -8,8 +8,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError
 
 
 def lock_path(settings: Settings, recording_id: str) -> Path:

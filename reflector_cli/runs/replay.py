@@ -12,18 +12,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from reflector_cli import dag
-from reflector_cli import models as m
-from reflector_cli.config import Settings
-from reflector_cli.errors import UserError
-from reflector_cli.lock import recording_lock
-from reflector_cli.orchestrate import make_provider
-from reflector_cli.pipeline import EventSink, Observer, new_run_id
-from reflector_cli.runlog import RunLog
+from reflector_cli.core import models as m
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import UserError
+from reflector_cli.core.lock import recording_lock
+from reflector_cli.core.textmetrics import word_error_rate
+from reflector_cli.pipeline import dag
+from reflector_cli.pipeline.runinput import new_run_id
+from reflector_cli.pipeline.versioning import code_version
+from reflector_cli.providers.runlog import RunLog
+from reflector_cli.runs.process import make_provider
 from reflector_cli.storage import open_storage
+from reflector_cli.store.events import EventSink, Observer
 from reflector_cli.store.repo import Store
-from reflector_cli.textmetrics import word_error_rate
-from reflector_cli.versioning import code_version
 
 AUDIO_STAGES = frozenset(dag.ancestors("detect_topics") | {"mixdown_tracks", "generate_waveform"})
 

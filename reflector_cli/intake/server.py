@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from reflector_cli.config import Settings
-from reflector_cli.server_guard import (
+from reflector_cli.core.config import Settings
+from reflector_cli.intake.server_guard import (
     MAX_ID_CHARS,
     BodyTooLarge,
     bounded_body,
@@ -30,8 +30,8 @@ from reflector_cli.server_guard import (
     presented_token,
     token_ok,
 )
+from reflector_cli.intake.triggers import Trigger, fire, subprocess_trigger, valid_recording_id
 from reflector_cli.store.repo import Store
-from reflector_cli.triggers import Trigger, fire, subprocess_trigger, valid_recording_id
 
 log = logging.getLogger("reflector.server")
 

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reflector_cli.models import FinalDoc, Word
+from reflector_cli.core.models import FinalDoc, Word
 
 SENTENCE_END = (".", "?", "!")
 # A sentence end closes a cue only once the cue is this long, so short replies stay together.

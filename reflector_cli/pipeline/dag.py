@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reflector_cli import models as m
-from reflector_cli.config import Settings
-from reflector_cli.retry import RetryPolicy
+from reflector_cli.core import models as m
+from reflector_cli.core.config import Settings
+from reflector_cli.core.retry import RetryPolicy
 
 # Outputs of finished stages: per-track stages map to a list ordered by track index.
 Outputs = Mapping[str, Any]
@@ -37,10 +37,6 @@ class Stage:
     timeout_base_s: float = 60.0
     timeout_per_audio_min_s: float = 0.0
     critical: bool = True
-    # Hooks run by the orchestrating process after the stage finishes: `on_done` commits to the
-    # user-visible transcript (primary runs only), `on_output` records events (every run).
-    on_done: str | None = None
-    on_output: str | None = None
     # Bump when behaviour that lives in data (prompts, thresholds) changes without code changes.
     data_version: int = 1
     priority: int = 0
@@ -169,7 +165,6 @@ STAGES: tuple[Stage, ...] = (
         # Crosstalk suppression reads every padded track's level envelope (FLAC decode).
         timeout_per_audio_min_s=2,
         light=True,
-        on_output="reflector_cli.hooks:emit_transcript",
     ),
     Stage(
         "mixdown_tracks",
@@ -264,7 +259,6 @@ STAGES: tuple[Stage, ...] = (
             title=_one(o, "generate_title"),
             summary=_one(o, "generate_summary"),
         ),
-        on_done="reflector_cli.hooks:commit_final",
         light=True,
         marks_success=True,
     ),
@@ -290,7 +284,6 @@ STAGES: tuple[Stage, ...] = (
             finalize=_one(o, "finalize"),
         ),
         critical=False,
-        on_done="reflector_cli.hooks:commit_consent",
         light=True,
     ),
     Stage(

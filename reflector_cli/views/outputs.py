@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reflector_cli import export as exporters
-from reflector_cli.errors import UserError
-from reflector_cli.models import FinalDoc
+from reflector_cli.core import formats as exporters
+from reflector_cli.core.errors import UserError
+from reflector_cli.core.models import FinalDoc
 
 # A file name stays readable and well under every filesystem's 255-byte limit.
 MAX_SLUG_CHARS = 60
@@ -36,7 +36,7 @@ Render = Callable[[Any, str, RenderContext], str]  # (store, transcript id, cont
 
 
 def _json(store: Any, tid: str, _ctx: RenderContext) -> str:
-    from reflector_cli.pipeline import result_view
+    from reflector_cli.store.results import result_view
 
     doc = result_view(store, tid)
     row = store.transcript(tid)
@@ -47,7 +47,7 @@ def _json(store: Any, tid: str, _ctx: RenderContext) -> str:
 
 def _from_doc(render: Callable[[FinalDoc], str]) -> Render:
     def run(store: Any, tid: str, _ctx: RenderContext) -> str:
-        from reflector_cli.pipeline import final_doc_from_store
+        from reflector_cli.store.results import final_doc_from_store
 
         return render(final_doc_from_store(store, tid))
 
@@ -55,7 +55,7 @@ def _from_doc(render: Callable[[FinalDoc], str]) -> Render:
 
 
 def _html(store: Any, tid: str, ctx: RenderContext) -> str:
-    from reflector_cli.report import html_report
+    from reflector_cli.views.report import html_report
 
     return html_report(store, ctx.settings, tid, embed_audio=ctx.embed_audio)
 

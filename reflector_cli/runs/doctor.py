@@ -7,8 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from reflector_cli.config import Settings
-from reflector_cli.errors import ReflectorError
+from reflector_cli.core.config import Settings
+from reflector_cli.core.errors import ReflectorError
 
 
 def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str, Any]:
@@ -16,8 +16,8 @@ def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str,
 
 
 def check_model(settings: Settings) -> dict[str, Any]:
-    from reflector_cli.errors import ConfigError
-    from reflector_cli.whisper_models import resolve_model
+    from reflector_cli.core.errors import ConfigError
+    from reflector_cli.core.whisper_models import resolve_model
 
     try:
         return _check("whisper model", True, str(resolve_model(settings.model)))
@@ -27,8 +27,8 @@ def check_model(settings: Settings) -> dict[str, Any]:
 
 def check_asr(settings: Settings) -> dict[str, Any]:
     """The transcription options a run would get (device resolved, language, English-only)."""
-    from reflector_cli.execute import asr_options
-    from reflector_cli.languages import english_only
+    from reflector_cli.core.languages import english_only
+    from reflector_cli.pipeline.execute import asr_options
 
     try:
         asr = asr_options(settings)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from reflector_cli.config import Settings
-from reflector_cli.lock import lock_if_free
-from reflector_cli.pipeline import EventSink
+from reflector_cli.core.config import Settings
+from reflector_cli.core.lock import lock_if_free
+from reflector_cli.store.events import EventSink
 from reflector_cli.store.repo import Store
 
 INTERRUPTED = "interrupted"
