@@ -1,4 +1,4 @@
-"""The submitting side: start a run on the engine and mirror its task states into the RunLog
+"""The submitting side: start a run on the engine and mirror its task states into the Recorder
 (the provider `orchestrate` talks to)."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from hatchet_sdk.clients.listeners.run_event_listener import (
     StepRunEventType,
 )
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
-from pydantic import ValidationError
 
 from reflector_cli.core.config import Settings
 from reflector_cli.pipeline import dag
@@ -45,11 +44,8 @@ from reflector_cli.providers.hatchet.common import (
     task_name,
 )
 from reflector_cli.providers.hatchet.mirror import Mirror, Node
-from reflector_cli.providers.local import RunOutcome
-from reflector_cli.providers.runlog import RunLog
-
-# What Stage.build raises while a parent's output is missing (not reused, not seen yet).
-_INPUT_NOT_READY = (KeyError, IndexError, TypeError, AttributeError, ValidationError)
+from reflector_cli.providers.recorder import Recorder
+from reflector_cli.providers.scheduler import INPUT_NOT_READY, RunOutcome, reuse_checkpoints
 
 
 class _StreamRelay:
@@ -106,7 +102,7 @@ class HatchetProvider:
     def __init__(
         self,
         settings: Settings,
-        log: RunLog,
+        log: Recorder,
         *,
         rerun: Iterable[str] = (),
         no_wait: bool = False,
@@ -173,31 +169,18 @@ class HatchetProvider:
 
     def reuse_checkpoints(self) -> Mirror:
         """Record as reused every stage whose checkpoint from an earlier run still matches
-        (same input, code version, artifacts present), in DAG order as the local provider
-        does; the engine's tasks for them return that output instead of running. A re-run
-        after a failure thus resumes where the last one stopped."""
+        (same input, code version, artifacts present), in DAG order; the engine's tasks for
+        them return that output instead of running. A re-run after a failure thus resumes
+        where the last one stopped."""
         state = Mirror()
-        n_tracks = 0
-        for s in dag.STAGES:
-            for track in range(n_tracks) if s.name in PER_TRACK_NAMES else [None]:
-                if s.name in self.rerun:
-                    continue
-                try:
-                    inp = s.build(self.log.pipe, state.outputs, track)
-                except _INPUT_NOT_READY:
-                    continue  # a parent runs again, so this stage's input is not known yet
-                out = self.log.try_reuse(s.name, track, inp)
-                if out is None:
-                    continue
-                state.settle(s.name, track, out)
-                if s.fans_out:
-                    n_tracks = dag.track_count(state.outputs) or 0
+        for (name, track), out in reuse_checkpoints(self.log, self.rerun):
+            state.settle(name, track, out)
         return state
 
     # ------------------------------------------------------------------ following a run
 
     def follow(self, engine_run_id: str, state: Mirror | None = None) -> RunOutcome:
-        """Mirror the engine's task states into the RunLog until the run is terminal."""
+        """Mirror the engine's task states into the Recorder until the run is terminal."""
         relay = _StreamRelay(self.hatchet)
         relay.watch(engine_run_id)
         state = state or Mirror()
@@ -359,7 +342,7 @@ class HatchetProvider:
             if node.logged % 2 == 0:
                 try:
                     inp = s.build(self.log.pipe, state.outputs, track)
-                except _INPUT_NOT_READY:
+                except INPUT_NOT_READY:
                     return  # a parent's output not seen yet (e.g. a retried track): next poll
                 self.log.started(name, track, inp)
             else:

@@ -6,11 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reflector_cli.pipeline import dag
+from reflector_cli.providers.scheduler import put_output
 
 
 class Node:
-    """What has been recorded in the RunLog for one (stage, track)."""
+    """What has been recorded for one (stage, track)."""
 
     def __init__(self) -> None:
         self.logged = 0  # events recorded: start1, fail1, start2, ... (see _target)
@@ -29,21 +29,9 @@ class Mirror:
 
     def settle(self, name: str, track: int | None, out: BaseModel) -> None:
         """`out` is the node's final output (done or reused): nothing more to mirror for it."""
-        _put_output(self.outputs, name, track, out)
+        put_output(self.outputs, name, track, out)
         self.nodes.setdefault((name, track), Node()).final = True
 
     def output(self, name: str, track: int | None) -> BaseModel:
         out = self.outputs[name]
         return out if track is None else out[track]
-
-
-def _put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:
-    """Store a stage output the way dag.Stage.build reads it (per-track: list by track)."""
-    if track is None:
-        outputs[name] = out
-        return
-    n_tracks = dag.track_count(outputs) or 0
-    n = max(track + 1, len(outputs.get(name) or []), n_tracks)
-    slots = (list(outputs.get(name) or []) + [None] * n)[:n]
-    slots[track] = out
-    outputs[name] = slots

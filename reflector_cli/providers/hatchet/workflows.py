@@ -37,7 +37,7 @@ from reflector_cli.providers.hatchet.common import (
     log,
     node_key,
 )
-from reflector_cli.providers.runlog import short_error
+from reflector_cli.providers.recorder import short_error
 
 PROGRESS_EVERY_S = 0.5
 # Engine slots per heavy slot. The engine's scheduler sees slots a task frees only at its next
