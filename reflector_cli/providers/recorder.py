@@ -27,34 +27,31 @@ from reflector_cli.store.events import EventSink
 from reflector_cli.store.repo import Store
 
 
-class Started(m.Model):
+class _Attempt(m.Model):
+    stage: str
+    track: int | None = None
+    attempt: int
+
+
+class Started(_Attempt):
     """Attempt `attempt` of a stage began, with this input (JSON)."""
 
     kind: Literal["started"] = "started"
-    stage: str
-    track: int | None = None
-    attempt: int
     input: dict[str, Any]
 
 
-class Failed(m.Model):
+class Failed(_Attempt):
     """An attempt failed; `final`: no attempt follows (the stage failed)."""
 
     kind: Literal["failed"] = "failed"
-    stage: str
-    track: int | None = None
-    attempt: int
     error: str
     final: bool
 
 
-class Done(m.Model):
+class Done(_Attempt):
     """The stage finished with this output (JSON)."""
 
     kind: Literal["done"] = "done"
-    stage: str
-    track: int | None = None
-    attempt: int
     output: dict[str, Any]
 
 

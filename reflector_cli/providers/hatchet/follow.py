@@ -18,6 +18,7 @@ from hatchet_sdk.clients.listeners.run_event_listener import (
     StepRunEventType,
 )
 from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
+from pydantic import ValidationError
 
 from reflector_cli.core.config import Settings
 from reflector_cli.pipeline import dag
@@ -44,7 +45,7 @@ from reflector_cli.providers.hatchet.common import (
     task_name,
 )
 from reflector_cli.providers.hatchet.mirror import Mirror, Node
-from reflector_cli.providers.recorder import Recorder
+from reflector_cli.providers.recorder import RECORD, Done, Event, Failed, Recorder, Started
 from reflector_cli.providers.scheduler import INPUT_NOT_READY, RunOutcome, reuse_checkpoints
 
 
@@ -198,9 +199,9 @@ class HatchetProvider:
                         # One last look: the run's end may have raced the task listing.
                         self._apply(self._tasks(), state)
                         time.sleep(POLL_S)
-                        self._forward(relay)
+                        self._forward(relay, state)
                         break
-                self._forward(relay)
+                self._forward(relay, state)
                 if relay.changed.is_set():  # a change is pending until MIN_SYNC_S has passed
                     time.sleep(max(0.0, min(POLL_S, last + MIN_SYNC_S - time.monotonic())))
                 else:
@@ -221,7 +222,7 @@ class HatchetProvider:
                 relay.watch(r.workflow_run_external_id)
         self._apply(rows, state)
         if relay is not None:
-            self._forward(relay)
+            self._forward(relay, state)
         return status
 
     def _settled_status(self, engine_run_id: str, state: Mirror) -> V1TaskStatus:
@@ -311,10 +312,18 @@ class HatchetProvider:
             # else: not replayed (yet): its outcome is the old run's, recorded as reused
         return out
 
-    def _forward(self, relay: _StreamRelay) -> None:
+    def _forward(self, relay: _StreamRelay, state: Mirror) -> None:
+        """Apply what the workers streamed: events, and their stage records (not during an
+        engine replay: the engine counts a replayed task's attempts on from the old run's)."""
         for line in relay.drain():
-            if isinstance(line, dict) and "type" in line:
-                self.log.sink(str(line["type"]), dict(line.get("data") or {}))
+            try:
+                rec = RECORD.validate_python(line)
+            except ValidationError:
+                continue
+            if isinstance(rec, Event):
+                self.log.apply(rec)
+            elif self._baseline is None:
+                state.take(self.log, rec)
 
     def _apply(self, rows: list[Any], state: Mirror) -> None:
         keyed = []
@@ -339,24 +348,30 @@ class HatchetProvider:
         target = 2 * retries + (1 if started or r.status == V1TaskStatus.CANCELLED else 0)
         s = dag.stage(name)
         while node.logged < target:
+            n = node.logged // 2 + 1  # the attempt this step records
             if node.logged % 2 == 0:
                 try:
                     inp = s.build(self.log.pipe, state.outputs, track)
                 except INPUT_NOT_READY:
                     return  # a parent's output not seen yet (e.g. a retried track): next poll
-                self.log.started(name, track, inp)
+                payload = inp.model_dump(mode="json")
+                self.log.apply(Started(stage=name, track=track, attempt=n, input=payload))
             else:
-                err = r.error_message or f"attempt {node.logged // 2 + 1} failed"
-                self.log.failed(name, track, _one_line(err), final=False)
+                err = _one_line(r.error_message or f"attempt {n} failed")
+                self.log.apply(Failed(stage=name, track=track, attempt=n, error=err, final=False))
             node.logged += 1
+        # The last attempt (a worker's streamed start may have counted further).
+        last = max(1, (node.logged + 1) // 2, self.log.attempts(name, track))
         marker = failed_marker(r.output) if r.status == V1TaskStatus.COMPLETED else None
         if marker is not None:
             # A non-critical stage failed for good; its task completed so its children run.
-            self.log.failed(name, track, _one_line(marker), final=True)
+            err = _one_line(marker)
+            self.log.apply(Failed(stage=name, track=track, attempt=last, error=err, final=True))
             state.failures.append((name, marker))
             node.final = True
         elif r.status == V1TaskStatus.COMPLETED:
-            state.settle(name, track, self.log.done(name, track, r.output or {}))
+            done = Done(stage=name, track=track, attempt=last, output=r.output or {})
+            state.settle(name, track, self.log.apply(done))
         elif r.status in (V1TaskStatus.FAILED, V1TaskStatus.CANCELLED):
             # Until the run is over a FAILED listing may be followed by another attempt: the
             # engine lists it between retries, and after a failed delivery to a worker, which
@@ -364,7 +379,7 @@ class HatchetProvider:
             if not state.run_over:
                 return
             err = _one_line(r.error_message or f"task {r.status.value.lower()}")
-            self.log.failed(name, track, err, final=True)
+            self.log.apply(Failed(stage=name, track=track, attempt=last, error=err, final=True))
             state.failures.append((name, err))
             node.final = True
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from reflector_cli.providers.recorder import Done, Failed, Recorder, Started
 from reflector_cli.providers.scheduler import put_output
 
 
@@ -35,3 +36,25 @@ class Mirror:
     def output(self, name: str, track: int | None) -> BaseModel:
         out = self.outputs[name]
         return out if track is None else out[track]
+
+    def take(self, log: Recorder, rec: Started | Failed | Done) -> None:
+        """Apply a record a worker streamed. One for an attempt whose start is not recorded
+        (its Started line was missed) is left to the task listing, which knows the attempt."""
+        node = self.nodes.setdefault((rec.stage, rec.track), Node())
+        if node.final:
+            return
+        if isinstance(rec, Started):
+            log.apply(rec)
+            node.logged = max(node.logged, 2 * rec.attempt - 1)
+            return
+        if log.attempts(rec.stage, rec.track) < rec.attempt:
+            return
+        if isinstance(rec, Done):
+            self.settle(rec.stage, rec.track, log.apply(rec))
+            return
+        log.apply(rec)
+        if rec.final:
+            self.failures.append((rec.stage, rec.error))
+            node.final = True
+        else:
+            node.logged = max(node.logged, 2 * rec.attempt)
