@@ -127,6 +127,19 @@ def recording_seconds(outputs: dict[str, Any]) -> float | None:
     return rec.duration_s if isinstance(rec, m.RecordingOut) else None
 
 
+def conclude(
+    fatal: tuple[str, str] | None, outputs: dict[str, Any], unfinished: str | None
+) -> RunOutcome:
+    """The run's outcome: the first final failure of a critical stage (`fatal`) is its error;
+    otherwise it ended once `dag.succeeded`, else it failed for `unfinished` (None: the engine
+    itself says the run completed)."""
+    if fatal:
+        return RunOutcome("error", fatal[0], fatal[1], outputs)
+    if unfinished is not None and not dag.succeeded(outputs):
+        return RunOutcome("error", None, unfinished, outputs)
+    return RunOutcome("ended", outputs=outputs)
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -142,12 +155,8 @@ class _State:
     fatal: tuple[str, str] | None = None
 
     def outcome(self) -> RunOutcome:
-        if self.fatal:
-            return RunOutcome("error", self.fatal[0], self.fatal[1], self.outputs)
-        if not dag.succeeded(self.outputs):
-            why = f"the run ended before {dag.SUCCESS_STAGE} finished"
-            return RunOutcome("error", None, why, self.outputs)
-        return RunOutcome("ended", outputs=self.outputs)
+        why = f"the run ended before {dag.SUCCESS_STAGE} finished"
+        return conclude(self.fatal, self.outputs, why)
 
     def parents_finished(self, node: Node) -> bool:
         name, track = node

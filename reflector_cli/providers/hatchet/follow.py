@@ -46,7 +46,12 @@ from reflector_cli.providers.hatchet.common import (
 )
 from reflector_cli.providers.hatchet.mirror import Mirror, Node
 from reflector_cli.providers.recorder import RECORD, Done, Event, Failed, Recorder, Started
-from reflector_cli.providers.scheduler import INPUT_NOT_READY, RunOutcome, reuse_checkpoints
+from reflector_cli.providers.scheduler import (
+    INPUT_NOT_READY,
+    RunOutcome,
+    conclude,
+    reuse_checkpoints,
+)
 
 
 class _StreamRelay:
@@ -250,13 +255,10 @@ class HatchetProvider:
         return V1TaskStatus.RUNNING
 
     def outcome(self, engine_run_id: str, status: V1TaskStatus, state: Mirror) -> RunOutcome:
-        fatal = [(n, e) for n, e in state.failures if dag.stage(n).critical]
-        if fatal:
-            return RunOutcome("error", fatal[0][0], fatal[0][1], state.outputs)
-        if status != V1TaskStatus.COMPLETED and not dag.succeeded(state.outputs):
-            msg = f"engine run {engine_run_id}: {status.value}"
-            return RunOutcome("error", None, msg, state.outputs)
-        return RunOutcome("ended", outputs=state.outputs)
+        fatal = next(((n, e) for n, e in state.failures if dag.stage(n).critical), None)
+        completed = status == V1TaskStatus.COMPLETED
+        unfinished = None if completed else f"engine run {engine_run_id}: {status.value}"
+        return conclude(fatal, state.outputs, unfinished)
 
     def reattach(self, run: dict[str, Any]) -> RunOutcome:
         """Follow `run`'s engine run to its end, starting from what was already recorded.
