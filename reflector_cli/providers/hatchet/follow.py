@@ -213,6 +213,7 @@ class HatchetProvider:
                     relay.changed.wait(POLL_S)
         finally:
             relay.close()
+        log.info("run %s: %d stage records streamed by workers", self.log.run_id, state.streamed)
         return self.outcome(engine_run_id, status, state)
 
     def sync_once(

@@ -27,6 +27,7 @@ class Mirror:
         self.failures: list[tuple[str, str]] = []
         self.run_over = False  # the engine run is terminal: a FAILED task won't be retried
         self.disagree_since: float | None = None  # listing terminal, core tables not (yet)
+        self.streamed = 0  # stage records taken from the workers' stream (see `take`)
 
     def settle(self, name: str, track: int | None, out: BaseModel) -> None:
         """`out` is the node's final output (done or reused): nothing more to mirror for it."""
@@ -44,11 +45,13 @@ class Mirror:
         if node.final:
             return
         if isinstance(rec, Started):
+            self.streamed += 1
             log.apply(rec)
             node.logged = max(node.logged, 2 * rec.attempt - 1)
             return
         if log.attempts(rec.stage, rec.track) < rec.attempt:
             return
+        self.streamed += 1
         if isinstance(rec, Done):
             self.settle(rec.stage, rec.track, log.apply(rec))
             return
