@@ -29,11 +29,11 @@ from celery.signals import worker_process_init, worker_ready
 from kombu.utils.url import maybe_sanitize_url
 
 from reflector_cli.core import lifeline
-from reflector_cli.core import models as m
 from reflector_cli.core.config import Settings, load_settings
 from reflector_cli.core.errors import UserError
 from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.execute import asr_options, run_stage, warm_up
+from reflector_cli.pipeline.runinput import audio_seconds
 from reflector_cli.providers.local import LocalProvider, Node, RunOutcome, _State
 from reflector_cli.providers.runlog import RunLog, short_error
 
@@ -244,9 +244,7 @@ class CeleryProvider(LocalProvider):
         self._key = events_key(log.run_id)
 
     def _limits(self, st: _State, s: dag.Stage) -> tuple[float, float]:
-        rec = st.outputs.get(dag.FANOUT_SOURCE)
-        audio_s = rec.duration_s if isinstance(rec, m.RecordingOut) else None
-        soft = s.timeout_s(audio_s, self.settings.timeout_overrides)
+        soft = s.timeout_s(audio_seconds(st.outputs), self.settings.timeout_overrides)
         return soft, soft + HARD_LIMIT_GRACE_S
 
     def _start(self, node: Node, st: _State) -> bool:

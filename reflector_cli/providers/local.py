@@ -16,11 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reflector_cli.core import models as m
 from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import UserError
 from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.execute import run_stage, warm_up
+from reflector_cli.pipeline.runinput import audio_seconds
 from reflector_cli.providers.runlog import RunLog, short_error
 from reflector_cli.providers.workerpool import RemoteError, WorkerDied, WorkerPool
 
@@ -190,9 +190,7 @@ class LocalProvider:
         return True
 
     def _timeout(self, s: dag.Stage, st: _State) -> float:
-        rec = st.outputs.get(dag.FANOUT_SOURCE)
-        audio_s = rec.duration_s if isinstance(rec, m.RecordingOut) else None
-        return s.timeout_s(audio_s, self.settings.timeout_overrides)
+        return s.timeout_s(audio_seconds(st.outputs), self.settings.timeout_overrides)
 
     def _enforce_timeouts(self, st: _State) -> None:
         """Kill the worker of a heavy stage past its timeout: the attempt fails, and the
