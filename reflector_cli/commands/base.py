@@ -154,7 +154,7 @@ def main_callback(
 
 
 # The --provider choices: every registered provider.
-Provider = StrEnum("Provider", [(name, name) for name in registry.NAMES])  # type: ignore[misc]
+Provider = StrEnum("Provider", [(name, name) for name in registry.NAMES])
 
 
 class OnOff(StrEnum):
