@@ -19,8 +19,6 @@ from reflector_cli.core.config import Settings
 from reflector_cli.store.repo import Store
 from reflector_cli.store.triggers import Triggers
 
-__all__ = ["Trigger", "Triggers", "fire", "subprocess_trigger", "valid_recording_id"]
-
 log = logging.getLogger("reflector.triggers")
 
 # Starts processing of one recording id; returns the pid of the process doing it, if any.
