@@ -217,3 +217,41 @@ def test_imports_run_one_way() -> None:
     llm/sources -> storage -> core (function-level imports and dotted paths count)."""
     bad = upward_imports(_edges())
     assert not bad, "upward imports: " + "; ".join(bad)
+
+
+# --------------------------------------------------------------------------- SQL lives in store/
+
+SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA)\s")
+SQL_CALLS = ("_one", "_all")  # Store's row helpers; `<x>.conn.execute*` is checked apart
+
+
+def sql_uses(source: str) -> list[str]:
+    """SQL string literals and raw query calls in `source`, as `line: what` entries."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if SQL_START.match(node.value):
+                found.append((node.lineno, f"SQL {node.value.split()[0]} literal"))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            attr, owner = node.func.attr, node.func.value
+            raw = attr.startswith("execute") and isinstance(owner, ast.Attribute)
+            if attr in SQL_CALLS or (raw and owner.attr == "conn"):
+                found.append((node.lineno, f".{attr}() call"))
+    return [f"{line}: {what}" for line, what in sorted(found)]
+
+
+def test_the_sql_checker_finds_queries() -> None:
+    src = 'x = store._one("SELECT 1")\ny = store.conn.execute(q)\nz = "Select a stage"\n'
+    assert sql_uses(src) == ["1: ._one() call", "1: SQL SELECT literal", "2: .execute() call"]
+    assert sql_uses('worker.conn.send(task)\nmsg = "UPDATEs arrive"\n') == []
+
+
+def test_no_sql_outside_the_store() -> None:
+    """Queries are store functions: nothing above store/ writes SQL or calls the raw helpers."""
+    bad = [
+        f"{mod} {use}"
+        for mod, path in sorted(MODS.items())
+        if not mod.startswith("reflector_cli.store")
+        for use in sql_uses(path.read_text())
+    ]
+    assert not bad, "SQL outside reflector_cli/store/: " + "; ".join(bad)

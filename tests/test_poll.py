@@ -15,9 +15,10 @@ from werkzeug import Request, Response
 from reflector_cli.core.config import Settings, load_settings
 from reflector_cli.core.errors import UserError
 from reflector_cli.intake.poll import is_finished_raw_tracks, poll, poll_once
-from reflector_cli.intake.triggers import Triggers, fire
+from reflector_cli.intake.triggers import fire
 from reflector_cli.sources.daily import DailyApiError, DailyClient, DailyRecording
 from reflector_cli.store.repo import Store
+from reflector_cli.store.triggers import Triggers
 
 # Retries happen for real; stamina skips their waits (they are recorded through on_wait).
 pytestmark = pytest.mark.usefixtures("no_retry_waits")

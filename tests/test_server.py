@@ -22,8 +22,8 @@ from websockets.sync.client import connect
 from reflector_cli.core import models as m
 from reflector_cli.core.config import Settings, load_settings
 from reflector_cli.intake.server import create_app, sign_daily, uvicorn_config
-from reflector_cli.intake.triggers import Triggers
 from reflector_cli.store.repo import Store
+from reflector_cli.store.triggers import Triggers
 
 SECRET = base64.b64encode(b"daily-shared-secret-0123456789").decode()
 REC_ID = "4f2b9c1e-6a0d-4e8b-9a51-2d7c3e8f1a60"

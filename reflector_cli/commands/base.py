@@ -16,6 +16,7 @@ from rich.console import Console
 
 from reflector_cli.core.config import Settings, load_settings
 from reflector_cli.core.errors import UserError
+from reflector_cli.providers import registry
 from reflector_cli.views.outputs import FORMATS, parse_formats
 
 app = typer.Typer(
@@ -152,10 +153,8 @@ def main_callback(
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
-class Provider(StrEnum):
-    local = "local"
-    hatchet = "hatchet"
-    celery = "celery"
+# The --provider choices: every registered provider.
+Provider = StrEnum("Provider", [(name, name) for name in registry.NAMES])
 
 
 class OnOff(StrEnum):

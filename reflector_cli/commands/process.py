@@ -26,6 +26,7 @@ from reflector_cli.commands.base import (
 )
 from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import UserError, one_line
+from reflector_cli.providers import registry
 from reflector_cli.views.outputs import RenderContext, parse_formats, write_outputs
 
 # --------------------------------------------------------------------------- process
@@ -246,12 +247,11 @@ def _submit_no_wait(
     deliver: bool,
     as_json: bool,
 ) -> None:
-    if (provider.value if provider else settings.provider) != "hatchet":
-        raise typer.BadParameter("--no-wait needs the hatchet provider")
-    from reflector_cli.providers.hatchet import submit_run
-
+    submit = registry.spec(provider.value if provider else settings.provider).submit
+    if submit is None:
+        raise typer.BadParameter(f"--no-wait needs the {' or '.join(registry.ENGINES)} provider")
     runs = [
-        {"source": src, "run_id": submit_run(src, settings, force=force, deliver=deliver)}
+        {"source": src, "run_id": submit(src, settings, force=force, deliver=deliver)}
         for src in recordings
     ]
     if as_json:

@@ -37,7 +37,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a stored transcript: speakers with talk time, waveform, summary and topics."""
-    from reflector_cli.runs.runstate import reap_interrupted
+    from reflector_cli.store.lifecycle import reap_interrupted
     from reflector_cli.store.results import result_view
     from reflector_cli.views.showview import show_lines
     from reflector_cli.views.talk import talk_seconds

@@ -22,7 +22,8 @@ from reflector_cli.commands.base import (
     settings_from,
 )
 from reflector_cli.core.errors import UserError
-from reflector_cli.runs.runstate import reap_interrupted
+from reflector_cli.providers import registry
+from reflector_cli.store.lifecycle import reap_interrupted
 from reflector_cli.views.textview import Col, duration, fit_table, table_lines, wrap
 
 _SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -173,10 +174,9 @@ def runs_show(
         )
     if reap_interrupted(store, settings, str(run["recording_id"])):
         run = store.run(run["id"]) or run
-    if run["provider"] == "hatchet" and run["status"] in ("submitted", "running"):
-        from reflector_cli.providers.hatchet import sync_run
-
-        sync_run(store, run["id"], settings)  # the engine is the source of truth while it runs
+    engine = registry.BY_NAME.get(run["provider"])
+    if engine and engine.sync and run["status"] in ("submitted", "running"):
+        engine.sync(store, run["id"], settings)  # the engine is the source of truth while it runs
         run = store.run(run["id"])
     stages = stage_views(store, run["id"])
     view = run_view(run)

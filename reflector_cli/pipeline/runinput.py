@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from reflector_cli.core import models as m
 from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import UserError
 from reflector_cli.core.languages import check_model_language, resolve_language
 from reflector_cli.llm import default_backend_name
+from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.execute import asr_options
 
 
@@ -45,8 +48,9 @@ def prepare_input(source: str, settings: Settings) -> m.PipelineInput:
 
         recording_id, ref = prepare_daily(source, settings)
         kind, language = "daily", None
+    # asr_options resolves the model (a CTranslate2 directory, else a one-line error) before
+    # anything is stored: transcribe_track would only find out after the run has begun.
     asr = asr_options(settings)
-    preflight_model(asr)
     asr = asr.model_copy(update={"language": resolve_language(settings, language)})
     check_model_language(asr.model, asr.language)
     return m.PipelineInput(
@@ -62,9 +66,17 @@ def prepare_input(source: str, settings: Settings) -> m.PipelineInput:
     )
 
 
-def preflight_model(asr: m.AsrOptions) -> None:
-    """Refuse a model path that is not a CTranslate2 model directory before anything is
-    stored (transcribe_track would only find out after the run has begun)."""
-    from reflector_cli.stages.asr import _model_ref
+def audio_seconds(outputs: Mapping[str, Any], pipe: m.PipelineInput | None = None) -> float | None:
+    """The meeting's length, which sizes stage timeouts: the recording stage's figure once it
+    is among `outputs`; before that, given `pipe`, a folder source's own (an engine sizes its
+    timeouts at submit). Local and Celery start no stage needing it before the recording
+    stage, so they pass no `pipe` and never scan the folder again."""
+    rec = outputs.get(dag.FANOUT_SOURCE)
+    if isinstance(rec, m.RecordingOut):
+        return rec.duration_s
+    if pipe is None or pipe.source_kind != "folder":
+        return None
+    from reflector_cli.sources.folder import scan_folder
 
-    _model_ref(asr)
+    scan = scan_folder(Path(pipe.source), include_screen_audio=pipe.include_screen_audio)
+    return max((t.offset_s + t.duration_s for t in scan.tracks), default=0.0)

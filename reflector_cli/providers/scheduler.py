@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from reflector_cli.core import models as m
 from reflector_cli.core.config import Settings
 from reflector_cli.pipeline import dag
+from reflector_cli.pipeline.runinput import audio_seconds
 from reflector_cli.providers.recorder import Done, Event, Failed, Recorder, Started
 
 Node = tuple[str, int | None]
@@ -120,11 +120,6 @@ def reuse_checkpoints(log: Recorder, rerun: set[str]) -> list[tuple[Node, BaseMo
             except INPUT_NOT_READY:
                 continue  # a parent runs again, so this stage's input is not known yet
     return reused
-
-
-def recording_seconds(outputs: dict[str, Any]) -> float | None:
-    rec = outputs.get(dag.FANOUT_SOURCE)
-    return rec.duration_s if isinstance(rec, m.RecordingOut) else None
 
 
 def conclude(
@@ -254,7 +249,7 @@ class Scheduler:
             st.done.add(node)
             return True
         attempt = st.attempts.get(node, 0) + 1
-        audio_s = recording_seconds(st.outputs)
+        audio_s = audio_seconds(st.outputs)
         limit = dag.stage(name).timeout_s(audio_s, self.settings.timeout_overrides)
         if not self.executor.submit(node, inp, attempt, limit):
             return False

@@ -18,7 +18,9 @@ from rich.table import Table
 from reflector_cli.core.errors import UserError
 from reflector_cli.core.textmetrics import word_error_rate
 from reflector_cli.pipeline import dag
+from reflector_cli.providers import registry
 from reflector_cli.store.repo import Store, now_iso
+from reflector_cli.store.runviews import last_event, reused_from
 
 MAX_DIFF = 6
 MAX_VALUE = 60
@@ -119,19 +121,14 @@ def _tokens(text: str) -> list[str]:
 def _transcript_text(store: Store, run_id: str, row: dict[str, Any] | None) -> str | None:
     """The merged text this run produced: its TRANSCRIPT event, or that of the run it reused."""
     source = run_id
+    reused = row.get("reused_from") if row else None
     for _ in range(32):  # a reused checkpoint may itself be a reuse: follow to the computing run
-        if not row or not row.get("reused_from"):
+        if not reused:
             break
-        source = row["reused_from"]
-        row = store._one(
-            "SELECT reused_from FROM stage_runs WHERE run_id = ? AND stage = ? AND track = -1",
-            (source, "merge_transcripts"),
-        )
-    hit = store._one(
-        "SELECT data FROM events WHERE run_id = ? AND type = 'TRANSCRIPT' ORDER BY id DESC",
-        (source,),
-    )
-    return json.loads(hit["data"]).get("text") if hit else None
+        source = reused
+        reused = reused_from(store, source, "merge_transcripts")
+    data = last_event(store, source, "TRANSCRIPT")
+    return data.get("text") if data else None
 
 
 def _order(key: tuple[str, int | None]) -> tuple[int, int]:
@@ -144,7 +141,7 @@ def _order(key: tuple[str, int | None]) -> tuple[int, int]:
 
 def compare_runs(store: Store, run_ids: dict[str, str]) -> ComparisonReport:
     """Compare stored runs (provider -> run id) of one recording; the first is the reference
-    unless `local` is among them."""
+    unless the registry's reference provider (local) is among them."""
     if len(run_ids) < 2:
         raise UserError("compare: name at least two providers")
     runs: dict[str, dict[str, Any]] = {}
@@ -157,7 +154,7 @@ def compare_runs(store: Store, run_ids: dict[str, str]) -> ComparisonReport:
     if len(recordings) != 1:
         raise UserError(f"compare: runs are of different recordings ({', '.join(recordings)})")
     providers = list(run_ids)
-    reference = "local" if "local" in providers else providers[0]
+    reference = registry.reference(providers)
 
     rows_by: dict[str, dict[tuple[str, int | None], dict[str, Any]]] = {
         p: {(r["stage"], r["track"]): r for r in store.stage_runs(runs[p]["id"])} for p in providers
@@ -212,7 +209,7 @@ def compare_runs(store: Store, run_ids: dict[str, str]) -> ComparisonReport:
 
     transcript = _transcript_agreement(store, providers, reference, runs, rows_by)
     total = {p: _seconds(runs[p]["created_at"], runs[p]["ended_at"]) for p in providers}
-    base = total.get("local")
+    base = total.get(registry.REFERENCE)
     overhead = {
         p: (round(t / base, 3) if t is not None and base else None) for p, t in total.items()
     }

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import ReflectorError
+from reflector_cli.providers import registry
+from reflector_cli.store.schema import schema_version
 
 
 def _check(name: str, ok: bool, detail: str, required: bool = True) -> dict[str, Any]:
@@ -70,30 +71,15 @@ def check_database(settings: Settings) -> dict[str, Any]:
     if not settings.db_path.exists():
         return _check("database", True, f"{settings.db_path} (created on first run)")
     try:
-        conn = sqlite3.connect(settings.db_path)
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        conn.close()
+        version = schema_version(settings.db_path)
         return _check("database", True, f"{settings.db_path} (schema v{version})")
     except sqlite3.Error as exc:
         return _check("database", False, f"{settings.db_path}: {exc}")
 
 
 def check_provider(settings: Settings) -> dict[str, Any]:
-    p = settings.provider
-    if p == "local":
-        return _check("provider", True, f"local ({settings.workers} worker processes)")
-    if p == "hatchet":
-        token = os.environ.get("HATCHET_CLIENT_TOKEN")
-        return _check(
-            "provider",
-            bool(token),
-            "hatchet"
-            + ("" if token else ": HATCHET_CLIENT_TOKEN is not set (scripts/hatchet-local env)"),
-        )
-    broker = os.environ.get("CELERY_BROKER_URL")
-    return _check(
-        "provider", bool(broker), "celery" + ("" if broker else ": CELERY_BROKER_URL is not set")
-    )
+    ok, detail = registry.spec(settings.provider).ready(settings)
+    return _check("provider", ok, detail)
 
 
 def check_llm(settings: Settings) -> dict[str, Any]:
@@ -126,14 +112,6 @@ def run_checks(settings: Settings) -> list[dict[str, Any]]:
         check_provider(settings),
         check_llm(settings),
         check_api_token(settings),
-        *_hatchet_checks(settings),
+        # Each provider's own rows (Hatchet's token and endpoints, when in use or configured).
+        *(row for spec in registry.SPECS for row in spec.checks(settings)),
     ]
-
-
-def _hatchet_checks(settings: Settings) -> list[dict[str, Any]]:
-    """Token vs effective addresses and reachability, when Hatchet is in use or configured."""
-    if settings.provider != "hatchet" and not os.environ.get("HATCHET_CLIENT_TOKEN"):
-        return []
-    from reflector_cli.providers.hatchet import hatchet_checks
-
-    return hatchet_checks(settings)

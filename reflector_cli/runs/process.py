@@ -5,24 +5,24 @@ This is the provider-agnostic driver the CLI calls; providers only execute the D
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reflector_cli.core import lifeline
 from reflector_cli.core import models as m
 from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import UserError, one_line
 from reflector_cli.core.lock import recording_lock
-from reflector_cli.pipeline.runinput import new_run_id, prepare_input
+from reflector_cli.pipeline.runinput import prepare_input
+from reflector_cli.providers import registry
 from reflector_cli.providers.recorder import Recorder
 from reflector_cli.runs.compare import ComparisonReport, compare_runs, store_comparison
-from reflector_cli.runs.runstate import KILLED, mark_interrupted
-from reflector_cli.store.events import EventSink, Observer
+from reflector_cli.store import lifecycle
+from reflector_cli.store.events import Observer
+from reflector_cli.store.lifecycle import Lifecycle
 from reflector_cli.store.repo import Store
 from reflector_cli.store.results import result_view
+from reflector_cli.store.runviews import latest_ended_run
 
 
 @dataclass
@@ -40,19 +40,8 @@ class ProcessResult:
 
 
 def make_provider(name: str, settings: Settings, log: Recorder, rerun: set[str]) -> Any:
-    if name == "local":
-        from reflector_cli.providers.local import LocalProvider
-
-        return LocalProvider(settings, log, rerun=rerun)
-    if name == "hatchet":
-        from reflector_cli.providers.hatchet import HatchetProvider
-
-        return HatchetProvider(settings, log, rerun=rerun)
-    if name == "celery":
-        from reflector_cli.providers.celery_app import CeleryProvider
-
-        return CeleryProvider(settings, log, rerun=rerun)
-    raise UserError(f"provider {name!r}: not available in this build (use local)")
+    """The registered provider `name` for the run `log` records (see providers.registry)."""
+    return registry.build(name, settings, log, rerun)
 
 
 def process_recording(
@@ -89,7 +78,7 @@ def shadow_provider(settings: Settings, primary: str) -> str:
     """The configured shadow, else "the other engine" (hatchet <-> celery; local -> hatchet)."""
     if settings.shadow_provider and settings.shadow_provider != primary:
         return settings.shadow_provider
-    return {"hatchet": "celery", "celery": "hatchet"}.get(primary, "hatchet")
+    return registry.spec(primary).shadow
 
 
 def _run_shadow(
@@ -133,44 +122,19 @@ def _process_locked(
     observer: Observer | None,
     role: str = "primary",
 ) -> ProcessResult:
-    primary = role == "primary"
-    store.ensure_recording(pipe)
-    before = store.transcript(pipe.transcript_id)
-    was_ended = bool(before and before["status"] == "ended")
-    latest = store.runs(1, pipe.recording_id)
-    # Ended means the last run got through consent cleanup and delivery too, not just finalize.
-    finished = was_ended and bool(latest) and latest[0]["status"] == "ended"
-    # A changed setting (e.g. --crosstalk off) is a new run; its unchanged stages are reused.
-    finished = finished and _same_settings(latest[0]["input"], pipe)
-    if finished and not force:
-        return ProcessResult(result_view(store, pipe.transcript_id), before["run_id"], True)
-    if latest and not force and _engine_run_to_follow(latest[0], pipe, provider, role):
-        resumed = _follow_earlier(latest[0], pipe, settings, store, was_ended, observer)
+    before = lifecycle.prior(store, pipe)
+    if before.finished(pipe) and not force:
+        return ProcessResult(result_view(store, pipe.transcript_id), before.result_run, True)
+    latest = before.latest
+    if latest and not force and _engine_run_to_follow(latest, pipe, provider, role):
+        resumed = _follow_earlier(latest, settings, store, observer)
         if resumed.ok:
             return resumed
         # It failed while nobody watched (now recorded): this command asks for a fresh try.
-    # We hold the lock, so any run of this recording still marked running was killed.
-    for stale in store._all(
-        "SELECT * FROM runs WHERE recording_id = ? AND status = 'running'", (pipe.recording_id,)
-    ):
-        mark_interrupted(store, stale, KILLED)
-    run_id = new_run_id()
-    store.create_run(run_id, pipe, provider, role=role, force=force)
-    sink = EventSink(store, pipe.transcript_id, run_id, observer)
-    if not was_ended and primary:
-        store.set_status(pipe.transcript_id, "processing")
-    sink("STATUS", {"value": "processing"})
+    lc = Lifecycle.begin(store, pipe, provider, role=role, force=force, observer=observer)
     # Hooks commit the transcript: only the primary run may do that.
-    log = Recorder(store, settings, pipe, run_id, sink, reuse=not force, hooks=primary)
-    return _conclude(
-        store, pipe, log, was_ended, lambda: make_provider(provider, settings, log, set()).run()
-    )
-
-
-def _same_settings(stored_input: str, pipe: m.PipelineInput) -> bool:
-    """The stored run had the same input, delivery aside (shadow runs never deliver)."""
-    stored = m.PipelineInput.model_validate_json(stored_input)
-    return stored.model_copy(update={"deliver": pipe.deliver}) == pipe
+    log = Recorder(store, settings, pipe, lc.run_id, lc.sink, reuse=not force, hooks=lc.primary)
+    return _conclude(lc, lambda: make_provider(provider, settings, log, set()).run())
 
 
 def _engine_run_to_follow(
@@ -187,70 +151,26 @@ def _engine_run_to_follow(
 
 
 def _follow_earlier(
-    run: dict[str, Any],
-    pipe: m.PipelineInput,
-    settings: Settings,
-    store: Store,
-    was_ended: bool,
-    observer: Observer | None,
+    run: dict[str, Any], settings: Settings, store: Store, observer: Observer | None
 ) -> ProcessResult:
     """Pick up a run whose submitter was killed (or that was submitted with --no-wait)."""
-    run_id, primary = str(run["id"]), run["role"] == "primary"
-    sink = EventSink(store, pipe.transcript_id, run_id, observer)
-    log = Recorder(store, settings, pipe, run_id, sink, reuse=False, hooks=primary)
+    lc = Lifecycle.attach(store, run, observer)
+    log = Recorder(store, settings, lc.pipe, lc.run_id, lc.sink, reuse=False, hooks=lc.primary)
     prov = make_provider(run["provider"], settings, log, set())
-    return _conclude(store, pipe, log, was_ended, lambda: prov.reattach(run))
+    return _conclude(lc, lambda: prov.reattach(run))
 
 
-def _conclude(
-    store: Store,
-    pipe: m.PipelineInput,
-    log: Recorder,
-    was_ended: bool,
-    execute: Callable[[], Any],
-) -> ProcessResult:
-    """Run `execute` (a provider's run) and record its outcome on the run and transcript."""
-    run_id, primary, sink = log.run_id, log.hooks, log.sink
-    try:
-        outcome = execute()
-    except KeyboardInterrupt as exc:
-        # Ctrl-C, SIGTERM, SIGHUP: finished stages stay; the same command resumes.
-        with lifeline.deferred_stop_signals():
-            run = store.run(run_id) or {"id": run_id}
-            # An engine run goes on without its submitter: left "running", the same command
-            # follows it again (see _engine_run_to_follow).
-            if not run.get("engine_run_id"):
-                mark_interrupted(store, run, f"stopped by {exc or 'SIGINT'}")
-        raise
-    except BaseException as exc:
-        # Not a stage failure (those are outcomes): record it so the run isn't left "running".
-        with contextlib.suppress(sqlite3.Error):  # a full disk must not hide the first error
-            store.finish_run(run_id, "error", None, one_line(f"{type(exc).__name__}: {exc}"))
-            if not was_ended and primary:
-                store.set_status(pipe.transcript_id, "error", None, one_line(str(exc)))
-        raise
+def _conclude(lc: Lifecycle, execute: Callable[[], Any]) -> ProcessResult:
+    """Run `execute` (a provider's run) through the lifecycle; the result to show."""
+    outcome = lc.run(execute)
+    view = result_view(lc.store, lc.pipe.transcript_id)
     if outcome.status == "ended":
-        store.finish_run(run_id, "ended")
-        return ProcessResult(result_view(store, pipe.transcript_id), run_id, False)
-    store.finish_run(run_id, "error", outcome.error_stage, outcome.error)
-    if not was_ended and primary:
-        store.set_status(pipe.transcript_id, "error", outcome.error_stage, outcome.error)
-    sink("STATUS", {"value": "error", "stage": outcome.error_stage, "message": outcome.error})
-    view = result_view(store, pipe.transcript_id)
-    view["run_id"] = run_id
-    return ProcessResult(view, run_id, False, outcome.error_stage, outcome.error)
+        return ProcessResult(view, lc.run_id, False)
+    view["run_id"] = lc.run_id
+    return ProcessResult(view, lc.run_id, False, outcome.error_stage, outcome.error)
 
 
 # --------------------------------------------------------------------------- compare
-
-
-def _latest_finished(store: Store, recording_id: str, provider: str) -> str | None:
-    row = store._one(
-        "SELECT id FROM runs WHERE recording_id = ? AND provider = ? AND status = 'ended'"
-        " ORDER BY created_at DESC LIMIT 1",
-        (recording_id, provider),
-    )
-    return row["id"] if row else None
 
 
 def run_compare(
@@ -268,7 +188,7 @@ def run_compare(
     store = Store(settings.db_path)
     try:
         for p in providers:
-            found = _latest_finished(store, recording_id, p) if reuse else None
+            found = latest_ended_run(store, recording_id, p) if reuse else None
             if found is None:
                 res = process_recording(
                     source,

@@ -18,12 +18,12 @@ from reflector_cli.core.errors import UserError
 from reflector_cli.core.lock import recording_lock
 from reflector_cli.core.textmetrics import word_error_rate
 from reflector_cli.pipeline import dag
-from reflector_cli.pipeline.runinput import new_run_id
 from reflector_cli.pipeline.versioning import code_version
 from reflector_cli.providers.recorder import Recorder
 from reflector_cli.runs.process import make_provider
 from reflector_cli.storage import open_storage
-from reflector_cli.store.events import EventSink, Observer
+from reflector_cli.store.events import Observer
+from reflector_cli.store.lifecycle import Lifecycle
 from reflector_cli.store.repo import Store
 
 AUDIO_STAGES = frozenset(dag.ancestors("detect_topics") | {"mixdown_tracks", "generate_waveform"})
@@ -155,24 +155,23 @@ def _replay_locked(
     force: bool = False,
 ) -> ReplayResult:
     before = _snapshot(store, settings, old["id"])
-    run_id = new_run_id()
-    store.create_run(run_id, pipe, old["provider"], force=bool(changed), replay_of=old["id"])
-    sink = EventSink(store, pipe.transcript_id, run_id, observer)
-    log = Recorder(store, settings, pipe, run_id, sink, reuse=True)
+    lc = Lifecycle.begin(
+        store, pipe, old["provider"], force=bool(changed), replay_of=old["id"], observer=observer
+    )
+    run_id = lc.run_id
+    log = Recorder(store, settings, pipe, run_id, lc.sink, reuse=True)
     if from_stage is not None:
         log.pinned = {k: v for k, v in _outputs(store, old["id"]).items() if k[0] not in rerun}
-    try:
+
+    def execute() -> Any:
         prov = make_provider(old["provider"], settings, log, rerun)
         engine_replay = getattr(prov, "replay_failed", None)
         if engine_replay is not None and not force and from_stage is None:
             # A provider on an engine replays the same run's failed tasks in place.
-            outcome = engine_replay(old)
-        else:
-            outcome = prov.run()
-    except BaseException as exc:
-        store.finish_run(run_id, "error", None, f"{type(exc).__name__}: {exc}")
-        raise
-    store.finish_run(run_id, outcome.status, outcome.error_stage, outcome.error)
+            return engine_replay(old)
+        return prov.run()
+
+    outcome = lc.run(execute)
     after = _snapshot(store, settings, run_id)
     return ReplayResult(
         old_run=old["id"],

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from reflector_cli.core.errors import ConfigError
 from reflector_cli.core.models import AsrOptions, TranscribeIn, TranscribeOut, Word
+from reflector_cli.core.whisper_models import resolve_model
 from reflector_cli.stages.asr_audio import (
     MAX_REGION_S,
     RATE,
@@ -52,15 +52,8 @@ DETECT_S = 30.0
 
 
 def _model_ref(asr: AsrOptions) -> str:
-    """A local directory, or a bare name only if it is already in the local HF cache."""
-    path = Path(asr.model).expanduser()
-    if path.is_dir():
-        if not (path / "model.bin").is_file():
-            raise ConfigError(f"model {asr.model}: directory has no model.bin (not CTranslate2)")
-        return str(path)
-    if "/" in asr.model or asr.model.startswith("."):
-        raise ConfigError(f"model {asr.model}: no such directory")
-    return asr.model
+    """The local model directory (run inputs carry a resolved path; see whisper_models)."""
+    return str(resolve_model(asr.model))
 
 
 @lru_cache(maxsize=2)

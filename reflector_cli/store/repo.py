@@ -35,6 +35,10 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    def ping(self) -> None:
+        """One round trip to the database (a health check)."""
+        self.conn.execute("SELECT 1").fetchone()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         self.conn.execute("BEGIN IMMEDIATE")

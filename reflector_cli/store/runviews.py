@@ -148,3 +148,49 @@ def list_runs(
         sql += " WHERE " + " AND ".join(where)
     rows = store._all(sql + " ORDER BY created_at DESC LIMIT ?", (*params, limit))
     return [run_view(r) for r in rows]
+
+
+def latest_ended_run(store: Store, recording_id: str, provider: str) -> str | None:
+    """The newest run of the recording on `provider` that ended (compare --reuse)."""
+    row = store._one(
+        "SELECT id FROM runs WHERE recording_id = ? AND provider = ? AND status = 'ended'"
+        " ORDER BY created_at DESC LIMIT 1",
+        (recording_id, provider),
+    )
+    return row["id"] if row else None
+
+
+def reused_from(store: Store, run_id: str, stage: str) -> str | None:
+    """The run a non-per-track stage's checkpoint of `run_id` was reused from, if any."""
+    row = store._one(
+        "SELECT reused_from FROM stage_runs WHERE run_id = ? AND stage = ? AND track = -1",
+        (run_id, stage),
+    )
+    return row["reused_from"] if row else None
+
+
+def last_event(store: Store, run_id: str, event_type: str) -> dict[str, Any] | None:
+    """The data of the run's newest event of `event_type`."""
+    hit = store._one(
+        "SELECT data FROM events WHERE run_id = ? AND type = ? ORDER BY id DESC",
+        (run_id, event_type),
+    )
+    return json.loads(hit["data"]) if hit else None
+
+
+def shadow_run_ids(store: Store, transcript_id: str) -> set[str]:
+    """Runs of the transcript that are not its progress (shadow / comparison runs)."""
+    rows = store._all(
+        "SELECT id FROM runs WHERE transcript_id = ? AND role != 'primary'", (transcript_id,)
+    )
+    return {r["id"] for r in rows}
+
+
+def primary_running(store: Store, transcript_id: str) -> bool:
+    """A primary run of the transcript is marked running."""
+    row = store._one(
+        "SELECT 1 AS x FROM runs WHERE transcript_id = ? AND role = 'primary'"
+        " AND status = 'running'",
+        (transcript_id,),
+    )
+    return row is not None

@@ -201,6 +201,16 @@ def check_data_dir(data_dir: Path, *, create: bool) -> None:
         raise UserError(f"{data_dir}: the data directory is read-only")
 
 
+def schema_version(path: Path) -> int:
+    """The migrations applied to the database at `path` (its user_version), read without
+    migrating; sqlite3.Error when it is not a readable database."""
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def connect_readonly(path: Path) -> sqlite_utils.Database:
     """Open an existing database without writing a byte (a read-only dir or mount): `mode=ro`
     sees a live WAL; when SQLite cannot even create its shared-memory file, `immutable=1`."""

@@ -103,3 +103,37 @@ def test_replay_after_consent_deletion_only_replays_text(
     assert res["diff"]["transcript"]["wer"] == 0.0
     shown = cli_json("show", doc["transcript_id"], data_dir=data)
     assert shown["audio_deleted"] is True and shown["title"] == doc["title"]
+
+
+def test_a_failed_replay_marks_the_transcript_and_says_so(
+    tmp_path: Path, meeting_copy: Path
+) -> None:
+    """A replay is a run like any other: its failure is the transcript's status and STATUS."""
+    from reflector_cli.store.repo import Store
+
+    data = tmp_path / "data"
+    failing = {"REFLECTOR_TEST_FAIL": "generate_title:99"}
+    first = cli("process", str(meeting_copy), "--json", data_dir=data, env=failing, check=False)
+    assert first.returncode == 1
+    doc = json.loads(first.stdout)
+    assert doc["status"] == "error"
+    assert cli_json("show", doc["transcript_id"], data_dir=data)["error_stage"] == "generate_title"
+
+    later = {"REFLECTOR_TEST_FAIL": "finalize:99"}  # the title now works, finalize does not
+    res = cli("replay", doc["run_id"], "--json", data_dir=data, env=later, check=False)
+    assert res.returncode == 1
+    replayed = json.loads(res.stdout)
+    assert replayed["status"] == "error" and replayed["error_stage"] == "finalize"
+    shown = cli_json("show", doc["transcript_id"], data_dir=data)
+    assert shown["status"] == "error" and shown["error_stage"] == "finalize"
+    store = Store(data / "reflector.sqlite3", readonly=True)
+    try:
+        statuses = [
+            e["data"]
+            for e in store.events(doc["transcript_id"])
+            if e["type"] == "STATUS" and e["run_id"] == replayed["run_id"]
+        ]
+    finally:
+        store.close()
+    assert [s["value"] for s in statuses] == ["processing", "error"]
+    assert statuses[-1]["stage"] == "finalize"

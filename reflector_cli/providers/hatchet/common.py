@@ -104,18 +104,6 @@ ORDER = {s.name: i for i, s in enumerate(dag.STAGES)}
 TERMINAL = {V1TaskStatus.COMPLETED, V1TaskStatus.FAILED, V1TaskStatus.CANCELLED}
 
 
-def audio_seconds(pipe: m.PipelineInput) -> float | None:
-    """Meeting length from the source folder, so the engine can size timeouts."""
-    if pipe.source_kind != "folder":
-        return None
-    from pathlib import Path
-
-    from reflector_cli.sources.folder import scan_folder
-
-    scan = scan_folder(Path(pipe.source), include_screen_audio=pipe.include_screen_audio)
-    return max((t.offset_s + t.duration_s for t in scan.tracks), default=0.0)
-
-
 # Lower bound for listing a run's tasks (the list API needs a window): slack for clock skew.
 LISTING_SLACK = timedelta(minutes=5)
 

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from reflector_cli.core.config import Settings
 from reflector_cli.pipeline import dag
+from reflector_cli.pipeline.runinput import audio_seconds
 from reflector_cli.providers.hatchet.common import (
     LISTING_LAG_S,
     LISTING_SLACK,
@@ -35,7 +36,6 @@ from reflector_cli.providers.hatchet.common import (
     SUBMITTED,
     TERMINAL,
     RunInput,
-    audio_seconds,
     client,
     failed_marker,
     list_tasks,
@@ -154,7 +154,10 @@ class HatchetProvider:
         ready_for_run(self.hatchet, self.settings, workflows, wait=not self.no_wait)
         wf = self.hatchet.stubs.workflow(name=PIPELINE_WF, input_validator=RunInput)
         inp = RunInput(
-            pipeline=pipe, run_id=self.log.run_id, audio_s=audio_seconds(pipe), reused=reused
+            pipeline=pipe,
+            run_id=self.log.run_id,
+            audio_s=audio_seconds(state.outputs, pipe),
+            reused=reused,
         )
         ref = wf.run(inp, wait_for_result=False, additional_metadata={RUN_KEY: self.log.run_id})
         self.engine_run_id = ref.workflow_run_id
