@@ -21,6 +21,7 @@ from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import UserError
 from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.execute import run_stage, warm_up
+from reflector_cli.providers import sharedpool
 from reflector_cli.providers.runlog import RunLog, short_error
 from reflector_cli.providers.workerpool import RemoteError, WorkerDied, WorkerPool
 
@@ -41,6 +42,11 @@ def _pool_task(
         _events.put((event_type, data))
 
     return run_stage(name, payload, settings, track=track, attempt=attempt, emit_fn=emit)
+
+
+def shared_pool(size: int) -> sharedpool.SharedPool:
+    """Workers for several recordings' local runs (see LocalProvider's `pool`)."""
+    return sharedpool.SharedPool(size, _init_worker)
 
 
 @dataclass
@@ -72,11 +78,20 @@ class _State:
 class LocalProvider:
     name = "local"
 
-    def __init__(self, settings: Settings, log: RunLog, *, rerun: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log: RunLog,
+        *,
+        rerun: Iterable[str] = (),
+        pool: sharedpool.SharedPool | None = None,
+    ) -> None:
         self.settings = settings
         self.log = log
         self.rerun = set(rerun)  # stages that must execute even when a checkpoint matches
-        self._pool: WorkerPool | None = None
+        # An externally owned pool shared with other recordings (a batch), else a private one.
+        self._shared = pool if pool is not None else sharedpool.current()
+        self._pool: WorkerPool | sharedpool.Lease | None = None
         self._events: Any = None
         # Light stages (declared in the DAG) run on threads here: no process hop per stage.
         self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stage")
@@ -124,15 +139,23 @@ class LocalProvider:
 
     # ------------------------------------------------------------------ execution
 
-    def _pool_for(self) -> WorkerPool:
+    def _pool_for(self) -> WorkerPool | sharedpool.Lease:
         if self._pool is None:
-            self._pool = WorkerPool(self.settings.workers, _init_worker)
+            if self._shared is not None:
+                self._pool = self._shared.lease()
+            else:
+                self._pool = WorkerPool(self.settings.workers, _init_worker)
             self._events = self._pool.events
         return self._pool
 
     def _warm_pool(self) -> None:
         """Start every worker and load the model now, overlapping the light first stages."""
+        if self._shared is not None:
+            self._pool_for()  # events (and a batch's stop) are read from the first tick
         if "transcribe_track" in self.log.pinned_stages():
+            return
+        if self._shared is not None:
+            self._shared.warm(warm_up, self.log.pipe.asr)  # once for the whole batch
             return
         pool = self._pool_for()
         for _ in range(self.settings.workers):
@@ -179,8 +202,7 @@ class LocalProvider:
             )
             st.inflight[fut] = node
             return True
-        heavy = sum(not dag.stage(n).light for n, _ in st.inflight.values())
-        if heavy >= self.settings.workers:
+        if not self._heavy_slot(st):
             return False
         attempt = self.log.started(name, track, inp)
         fut = self._pool_for().submit(_pool_task, name, payload, self.settings, track, attempt)
@@ -188,6 +210,15 @@ class LocalProvider:
         limit = self._timeout(s, st)
         st.deadlines[fut] = (time.monotonic() + limit, limit)
         return True
+
+    def _heavy_slot(self, st: _State) -> bool:
+        """A worker is free for one more heavy stage (counted across a shared pool's runs)."""
+        if self._shared is not None:
+            lease = self._pool_for()
+            assert isinstance(lease, sharedpool.Lease)
+            return lease.reserve()
+        heavy = sum(not dag.stage(n).light for n, _ in st.inflight.values())
+        return heavy < self.settings.workers
 
     def _timeout(self, s: dag.Stage, st: _State) -> float:
         rec = st.outputs.get(dag.FANOUT_SOURCE)

@@ -1,0 +1,91 @@
+"""`reflector process A B C` pipelined: each recording its own correct result, at most
+`--parallel` recordings and `--workers` heavy stages at once, a failing one stops no other."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from benchmarks.throughput import copies
+from tests.cli.conftest import FIXTURE, cli, cli_json
+
+HEAVY = ("pad_track", "transcribe_track", "mixdown_tracks", "generate_waveform")
+
+
+def _rows(data: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(data / "reflector.sqlite3", timeout=10)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _most_at_once(spans: list[tuple[str, str]]) -> int:
+    """The most intervals open at one instant (an end at the same instant as a start first)."""
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def _content(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in ("transcript_id", "run_id")}
+
+
+def _words(data: Path, transcript_id: str) -> list[tuple[Any, ...]]:
+    doc = cli_json("export", transcript_id, "--format", "json", data_dir=data)
+    return [(w["speaker"], w["start"], w["end"], w["text"]) for w in doc["words"]]
+
+
+def test_three_recordings_pipelined_each_correct_bounded_and_one_failure_isolated(
+    tmp_path: Path, processed: tuple[Path, dict[str, Any]]
+) -> None:
+    ref_data, reference = processed
+    meetings = copies(FIXTURE, 4, tmp_path)
+    good, failing = [meetings[0], meetings[2], meetings[3]], meetings[1]
+    data = tmp_path / "data"
+    rid = cli_json("process", str(failing), "--dry-run", data_dir=data)["recording_id"]
+    # The failing recording's storage folder is taken by a file: its get_recording fails for
+    # real (after its retries), after its run started; nothing else is in the way of the others.
+    data.mkdir(exist_ok=True)
+    (data / rid).write_text("in the way")
+    args = [str(good[0]), str(failing), str(good[1]), str(good[2])]
+    res = cli(
+        "process", *args, "--json", "--parallel", "2", "--workers", "2", data_dir=data, check=False
+    )
+    assert res.returncode == 1, res.stderr
+    docs = json.loads(res.stdout)
+    assert [d["status"] for d in docs] == ["ended", "error", "ended", "ended"], res.stderr
+    assert f"error: {failing}: stage get_recording failed" in res.stderr
+    assert len({d["transcript_id"] for d in docs}) == 4
+
+    # Each recording has its own result, the same as the meeting processed alone.
+    ref_words = _words(ref_data, reference["transcript_id"])
+    for doc in (docs[0], docs[2], docs[3]):
+        assert _content(doc) == _content(reference)
+        assert _words(data, doc["transcript_id"]) == ref_words
+
+    runs = _rows(data, "SELECT id, status, created_at, ended_at FROM runs ORDER BY created_at")
+    assert sorted(r[1] for r in runs) == ["ended", "ended", "ended", "error"]
+    # Never more than --parallel recordings in flight, and pipelined: two did overlap.
+    assert _most_at_once([(r[2], r[3]) for r in runs]) == 2
+    heavy = _rows(
+        data,
+        "SELECT started_at, ended_at FROM stage_runs WHERE started_at IS NOT NULL"
+        f" AND ended_at IS NOT NULL AND stage IN {HEAVY}",
+    )
+    assert len(heavy) == 3 * (3 + 3 + 1 + 1)
+    assert _most_at_once(heavy) <= 2
+    # Started in the order given: the first two at once, the others as places came free.
+    source = dict(
+        _rows(
+            data,
+            "SELECT r.id, rec.source FROM runs r JOIN recordings rec ON rec.id = r.recording_id",
+        )
+    )
+    first_two = {Path(source[r[0]]).name for r in runs[:2]}
+    assert first_two == {good[0].name, failing.name}
