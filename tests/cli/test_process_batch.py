@@ -4,12 +4,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
+from benchmarks.proctable import gone_within
 from benchmarks.throughput import copies
-from tests.cli.conftest import FIXTURE, cli, cli_json
+from reflector_cli.runs.batch import STOP_WAIT_S
+from tests.cli.conftest import FIXTURE, REFLECTOR, ROOT, cli, cli_json
+from tests.cli.test_lifetime import GONE_S, _wait_for_row
 
 HEAVY = ("pad_track", "transcribe_track", "mixdown_tracks", "generate_waveform")
 
@@ -89,3 +95,33 @@ def test_three_recordings_pipelined_each_correct_bounded_and_one_failure_isolate
     )
     first_two = {Path(source[r[0]]).name for r in runs[:2]}
     assert first_two == {good[0].name, failing.name}
+
+
+def test_sigterm_mid_batch_marks_every_running_run_interrupted_and_leaves_no_process(
+    tmp_path: Path,
+) -> None:
+    meetings = [str(m) for m in copies(FIXTURE, 3, tmp_path)]
+    data = tmp_path / "data"
+    env = {**os.environ, "REFLECTOR_DATA_DIR": str(data), "REFLECTOR_RETRY_BACKOFF": "0"}
+    proc = subprocess.Popen(
+        [*REFLECTOR, "process", *meetings, "--json", "--parallel", "2", "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    # Two recordings in flight, one of them in ASR (the shared workers are busy).
+    _wait_for_row(data, "SELECT 1 FROM runs WHERE status = 'running' LIMIT 1 OFFSET 1", proc)
+    asr = "SELECT 1 FROM stage_runs WHERE stage = 'transcribe_track' AND status = 'running'"
+    _wait_for_row(data, asr, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=GONE_S + STOP_WAIT_S)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
+    assert gone_within(data, GONE_S)[0] == []
+    runs = _rows(data, "SELECT status, error_message FROM runs")
+    assert len(runs) == 2, runs  # the third never started
+    assert all(s == "interrupted" and "SIGTERM" in (e or "") for s, e in runs), runs
+    assert {s for (s,) in _rows(data, "SELECT status FROM transcripts")} == {"idle"}
+    # The same command resumes all three.
+    docs = cli_json("process", *meetings, data_dir=data)
+    assert [d["status"] for d in docs] == ["ended"] * 3
