@@ -182,7 +182,17 @@ def process(
         return
     report = _Report(settings, formats, output_dir, as_json)
     if len(recordings) > 1:
-        _process_batch(recordings, settings, provider, force, not no_deliver, shadow, report)
+        from reflector_cli.commands.process_batch import process_batch
+
+        process_batch(
+            recordings,
+            settings,
+            provider=provider.value if provider else None,
+            force=force,
+            deliver=not no_deliver,
+            shadow=shadow.value if shadow else None,
+            report=report,
+        )
     else:
         source = recordings[0]
         display = LiveDisplay(err) if progress_enabled(as_json) else None
@@ -257,58 +267,6 @@ class _Report:
             soft_wrap=True,
             highlight=False,
         )
-
-
-def _process_batch(
-    recordings: list[str],
-    settings: Settings,
-    provider: Provider | None,
-    force: bool,
-    deliver: bool,
-    shadow: Provider | None,
-    report: _Report,
-) -> None:
-    """Several recordings pipelined (runs.batch); results reported as each one finishes and
-    listed (under --json) in the order given."""
-    from reflector_cli.runs.batch import Batch, BatchItem
-    from reflector_cli.views.display import LiveDisplay
-
-    display = LiveDisplay(err) if progress_enabled(report.as_json) else None
-    labels = _labels(recordings)
-    finished: list[int] = []  # recording indexes in the order their documents were added
-
-    def done(item: BatchItem) -> None:
-        finished.append(item.index)
-        if item.result is not None:
-            report.result(item.source, item.result)
-        else:
-            report.refused(item.source, item.refused or "not started")
-
-    batch = Batch(
-        settings,
-        provider=provider.value if provider else None,
-        force=force,
-        deliver=deliver,
-        shadow=shadow.value if shadow else None,
-        parallel=settings.parallel,
-        observer_for=lambda i, _s: display.for_recording(labels[i]) if display else None,
-    )
-    if display:
-        display.__enter__()
-    try:
-        batch.run(recordings, done)
-    finally:
-        if display:
-            display.__exit__(None, None, None)
-    # Documents in the order the recordings were given, not the order they finished.
-    by_index = dict(zip(finished, report.docs, strict=True))
-    report.docs = [by_index[i] for i in sorted(by_index)]
-
-
-def _labels(recordings: list[str]) -> list[str]:
-    """Short names for progress rows: the folder's name, numbered when two share one."""
-    names = [Path(r).name or r for r in recordings]
-    return [f"{n}#{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
 def _formats_for(output_dir: Path | None, fmt: str | None) -> list[str]:
