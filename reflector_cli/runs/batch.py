@@ -8,9 +8,10 @@ lock, run rows and result; a recording that fails (or is refused) never stops th
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reflector_cli.core import lifeline
 from reflector_cli.core.config import Settings
@@ -58,13 +59,17 @@ class Batch:
     parallel: int | None = None
     observer_for: Callable[[int, str], Observer | None] = lambda _i, _s: None
     share: sharedpool.SharedPool | None = None
+    _same: dict[str, threading.Lock] = field(default_factory=dict)
 
     def run(self, sources: list[str], on_done: Callable[[BatchItem], None]) -> None:
         """Process every source; `on_done` sees each item in this (the main) thread as it
         finishes. A stop signal stops every run (recorded as interrupted) and is re-raised."""
-        parallel = self.parallel or default_parallel(self.settings.workers)
+        local = (self.provider or self.settings.provider) == "local"
+        # Engine providers: one at a time unless asked (their submitters were never run from
+        # several threads of one process; their workers spread the stages anyway).
+        parallel = self.parallel or (default_parallel(self.settings.workers) if local else 1)
         parallel = max(1, min(parallel, len(sources)))
-        if (self.provider or self.settings.provider) == "local":
+        if local:
             from reflector_cli.providers.local import shared_pool
 
             self.share = shared_pool(self.settings.workers)
@@ -77,9 +82,14 @@ class Batch:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=futures.index):
                     on_done(fut.result())
-        except KeyboardInterrupt as exc:
+        except BaseException as exc:
+            # A stop signal, or reporting a result failed (e.g. --output-dir unwritable): the
+            # runs still going are stopped and recorded as interrupted, then the error goes up.
+            stop = (
+                exc if isinstance(exc, KeyboardInterrupt) else KeyboardInterrupt(one_line(str(exc)))
+            )
             with lifeline.deferred_stop_signals():
-                self._stop(futures, exc)
+                self._stop(futures, stop)
             raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -87,6 +97,12 @@ class Batch:
                 self.share.close()
 
     def _one(self, index: int, source: str) -> BatchItem:
+        # The same folder given twice runs twice in turn (the second reuses the first's result)
+        # instead of finding its recording's lock held by this very process.
+        with self._same.setdefault(os.path.realpath(source), threading.Lock()):
+            return self._locked(index, source)
+
+    def _locked(self, index: int, source: str) -> BatchItem:
         if self.share is not None and self.share.stopped is not None:
             return BatchItem(index, source, refused="not started: interrupted")
         try:

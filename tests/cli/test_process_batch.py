@@ -59,15 +59,17 @@ def test_three_recordings_pipelined_each_correct_bounded_and_one_failure_isolate
     # real (after its retries), after its run started; nothing else is in the way of the others.
     data.mkdir(exist_ok=True)
     (data / rid).write_text("in the way")
-    args = [str(good[0]), str(failing), str(good[1]), str(good[2])]
+    # The first folder again at the end: it waits for the first and reuses its result.
+    args = [str(good[0]), str(failing), str(good[1]), str(good[2]), str(good[0])]
     res = cli(
         "process", *args, "--json", "--parallel", "2", "--workers", "2", data_dir=data, check=False
     )
     assert res.returncode == 1, res.stderr
     docs = json.loads(res.stdout)
-    assert [d["status"] for d in docs] == ["ended", "error", "ended", "ended"], res.stderr
+    assert [d["status"] for d in docs] == ["ended", "error", "ended", "ended", "ended"], res.stderr
+    assert docs[4] == docs[0]
     assert f"error: {failing}: stage get_recording failed" in res.stderr
-    assert len({d["transcript_id"] for d in docs}) == 4
+    assert len({d["transcript_id"] for d in docs[:4]}) == 4
 
     # Each recording has its own result, the same as the meeting processed alone.
     ref_words = _words(ref_data, reference["transcript_id"])
