@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -89,7 +91,41 @@ def _mode(mode: str, folders: list[Path], data: Path, parallel: int | None) -> d
         "cpu_s": cpu,
         "busy_cores": cpu / wall,  # mean cores kept busy over the whole batch
         "max_running_threads": max(r.max_running for r in runs),
+        **heavy_occupancy(data / "reflector.sqlite3"),
     }
+
+
+HEAVY = ("pad_track", "transcribe_track", "mixdown_tracks", "generate_waveform")
+
+
+def heavy_occupancy(db: Path) -> dict:
+    """From the stored stage times: the share of the batch (first run created → last run
+    ended) with no heavy stage running, and the mean heavy stages in flight. Both stretch
+    alike under load, so they show the pipelining where wall times only show CPU share."""
+    conn = sqlite3.connect(db)
+    try:
+        runs = conn.execute("SELECT min(created_at), max(ended_at) FROM runs").fetchone()
+        spans = conn.execute(
+            f"SELECT started_at, ended_at FROM stage_runs WHERE stage IN {HEAVY}"
+            " AND started_at IS NOT NULL AND ended_at IS NOT NULL"
+        ).fetchall()
+    finally:
+        conn.close()
+    t0, t1 = (datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in runs)
+    edges = sorted(
+        (datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp(), step)
+        for span in spans
+        for t, step in zip(span, (1, -1), strict=True)
+    )
+    idle = busy = 0.0
+    now, prev = 0, t0
+    for t, step in edges:
+        if now == 0:
+            idle += t - prev
+        busy += now * (t - prev)
+        now, prev = now + step, t
+    idle += t1 - prev
+    return {"workers_idle_share": idle / (t1 - t0), "heavy_in_flight": busy / (t1 - t0)}
 
 
 def local(folders: list[Path], work: Path, rounds: int, parallel: int | None) -> dict:
@@ -102,7 +138,9 @@ def local(folders: list[Path], work: Path, rounds: int, parallel: int | None) ->
             per[mode].append(res)
             console.print(
                 f"round {k + 1} {mode}: {res['wall_s']:.1f} s, CPU {res['cpu_s']:.1f} s, "
-                f"{res['busy_cores']:.2f} cores busy ({proctree.load_average()})"
+                f"{res['busy_cores']:.2f} cores busy, no heavy stage "
+                f"{res['workers_idle_share']:.0%} of the time, heavy in flight "
+                f"{res['heavy_in_flight']:.2f} ({proctree.load_average()})"
             )
     return {"count": len(folders), "rounds": rounds, "parallel": parallel, "modes": per}
 
@@ -110,7 +148,8 @@ def local(folders: list[Path], work: Path, rounds: int, parallel: int | None) ->
 def print_local(doc: dict) -> None:
     n, per = doc["count"], doc["modes"]
     t = Table(title=f"{n} recordings, local provider, {doc['rounds']} alternated rounds")
-    cols = ("mode", "wall s median (min–max)", "meetings / hour", "CPU s", "cores busy", "max R")
+    cols = ("mode", "wall s median (min–max)", "meetings / hour", "CPU s", "cores busy")
+    cols += ("no heavy stage", "heavy in flight", "max R")
     for col in cols:
         t.add_column(col, justify="left" if col == "mode" else "right")
     med = {m: statistics.median(r["wall_s"] for r in per[m]) for m in MODES}
@@ -122,6 +161,8 @@ def print_local(doc: dict) -> None:
             f"{n * 3600 / med[m]:.0f}",
             f"{statistics.median(r['cpu_s'] for r in rs):.1f}",
             f"{statistics.median(r['busy_cores'] for r in rs):.2f} / {proctree.cores()}",
+            f"{statistics.median(r['workers_idle_share'] for r in rs):.0%}",
+            f"{statistics.median(r['heavy_in_flight'] for r in rs):.2f}",
             str(max(r["max_running_threads"] for r in rs)),
         )
     console.print(t)

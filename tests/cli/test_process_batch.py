@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,9 @@ from benchmarks.proctable import gone_within
 from benchmarks.throughput import copies
 from reflector_cli.runs.batch import STOP_WAIT_S
 from tests.cli.conftest import FIXTURE, REFLECTOR, ROOT, cli, cli_json
-from tests.cli.test_lifetime import GONE_S, _wait_for_row
+from tests.cli.test_lifetime import GONE_S, _db_rows, _wait_for_row
 
 HEAVY = ("pad_track", "transcribe_track", "mixdown_tracks", "generate_waveform")
-
-
-def _rows(data: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(data / "reflector.sqlite3", timeout=10)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def _most_at_once(spans: list[tuple[str, str]]) -> int:
@@ -77,11 +68,11 @@ def test_three_recordings_pipelined_each_correct_bounded_and_one_failure_isolate
         assert _content(doc) == _content(reference)
         assert _words(data, doc["transcript_id"]) == ref_words
 
-    runs = _rows(data, "SELECT id, status, created_at, ended_at FROM runs ORDER BY created_at")
+    runs = _db_rows(data, "SELECT id, status, created_at, ended_at FROM runs ORDER BY created_at")
     assert sorted(r[1] for r in runs) == ["ended", "ended", "ended", "error"]
     # Never more than --parallel recordings in flight, and pipelined: two did overlap.
     assert _most_at_once([(r[2], r[3]) for r in runs]) == 2
-    heavy = _rows(
+    heavy = _db_rows(
         data,
         "SELECT started_at, ended_at FROM stage_runs WHERE started_at IS NOT NULL"
         f" AND ended_at IS NOT NULL AND stage IN {HEAVY}",
@@ -90,7 +81,7 @@ def test_three_recordings_pipelined_each_correct_bounded_and_one_failure_isolate
     assert _most_at_once(heavy) <= 2
     # Started in the order given: the first two at once, the others as places came free.
     source = dict(
-        _rows(
+        _db_rows(
             data,
             "SELECT r.id, rec.source FROM runs r JOIN recordings rec ON rec.id = r.recording_id",
         )
@@ -120,10 +111,10 @@ def test_sigterm_mid_batch_marks_every_running_run_interrupted_and_leaves_no_pro
     _, err = proc.communicate(timeout=GONE_S + STOP_WAIT_S)
     assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
     assert gone_within(data, GONE_S)[0] == []
-    runs = _rows(data, "SELECT status, error_message FROM runs")
+    runs = _db_rows(data, "SELECT status, error_message FROM runs")
     assert len(runs) == 2, runs  # the third never started
     assert all(s == "interrupted" and "SIGTERM" in (e or "") for s, e in runs), runs
-    assert {s for (s,) in _rows(data, "SELECT status FROM transcripts")} == {"idle"}
+    assert {s for (s,) in _db_rows(data, "SELECT status FROM transcripts")} == {"idle"}
     # The same command resumes all three.
     docs = cli_json("process", *meetings, data_dir=data)
     assert [d["status"] for d in docs] == ["ended"] * 3
