@@ -237,6 +237,15 @@ class LocalProvider:
                 del st.deadlines[fut]
 
     def _finish(self, fut: Future[dict[str, Any]], st: _State) -> None:
+        try:
+            self._settle(fut, st)
+        finally:
+            if isinstance(self._pool, sharedpool.Lease):
+                # Only once its end is recorded: stored stage times never show more heavy
+                # stages at once than the shared workers.
+                self._pool.finished(fut)
+
+    def _settle(self, fut: Future[dict[str, Any]], st: _State) -> None:
         node = st.inflight.pop(fut)
         st.deadlines.pop(fut, None)
         name, track = node

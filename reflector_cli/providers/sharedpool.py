@@ -64,13 +64,14 @@ class _Events:
 
 class Lease:
     """One run's view of the shared pool, with WorkerPool's interface (submit, kill, close,
-    events). `reserve()` takes a heavy slot for the next `submit`; the slot is given back when
-    that task's future is done (finished, failed, killed or cancelled)."""
+    events). `reserve()` takes a heavy slot for the next `submit`; the run gives it back with
+    `finished(fut)` once it has recorded that task's end, or all of them at `close`."""
 
     def __init__(self, share: SharedPool, tag: int) -> None:
         self.share, self.tag = share, tag
         self.events = _Events(share, tag)
         self._reserved = 0
+        self._slots: set[Future[Any]] = set()  # submitted tasks holding a slot
         self._futures: set[Future[Any]] = set()
         self._flock = threading.Lock()  # done-callbacks run on the pool's feed threads
 
@@ -84,7 +85,7 @@ class Lease:
         fut = self.share.pool.submit(_tagged, self.tag, fn, *args)
         if self._reserved:
             self._reserved -= 1
-            fut.add_done_callback(lambda _f: self.share.give_slot())
+            self._slots.add(fut)
         with self._flock:
             self._futures.add(fut)
         fut.add_done_callback(self._done)
@@ -94,14 +95,20 @@ class Lease:
         with self._flock:
             self._futures.discard(fut)
 
+    def finished(self, fut: Future[Any]) -> None:
+        if fut in self._slots:
+            self._slots.discard(fut)
+            self.share.give_slot()
+
     def kill(self, fut: Future[Any], reason: str) -> bool:
         return self.share.pool.kill(fut, reason)
 
     def close(self, kill: bool = False) -> None:
         """The shared workers stay; an interrupted (or crashed) run ends its own tasks."""
-        for _ in range(self._reserved):
+        for _ in range(self._reserved + len(self._slots)):
             self.share.give_slot()
         self._reserved = 0
+        self._slots.clear()
         if kill:
             with self._flock:
                 running = list(self._futures)

@@ -49,8 +49,13 @@ def test_heavy_slots_are_bounded_across_runs_and_given_back_when_done() -> None:
         fa, fb = a.submit(sleep_for, 0.2), b.submit(sleep_for, 0.2)
         fa.result(timeout=60)
         fb.result(timeout=60)
-        assert a.reserve()  # given back when the task was done
+        assert not a.reserve()  # done, but its end not yet recorded by its run
+        a.finished(fa)
+        assert a.reserve()  # given back once the run recorded the task's end
         a.close()  # a reserved slot a run never used comes back with the run
+        assert b.reserve()  # the slot a never used
+        assert not b.reserve()  # b's done task still holds the other
+        b.finished(fb)
         assert b.reserve() and share.most_busy == 2
     finally:
         share.close()
