@@ -17,7 +17,7 @@ FORBIDDEN_FOR_STAGES = (
     "reflector_cli.cli",
     "reflector_cli.commands",
     "reflector_cli.runs.process",
-    "reflector_cli.providers.runlog",
+    "reflector_cli.providers.recorder",
     "reflector_cli.pipeline.execute",
     "reflector_cli.pipeline",
     "reflector_cli.store.hooks",

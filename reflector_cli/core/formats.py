@@ -268,6 +268,13 @@ def summary_blocks(doc: FinalDoc) -> tuple[list[str], set[str]]:
     return [line for b in out for line in (b, "")], said
 
 
+def unsaid(text: str, said: set[str]) -> str:
+    """The sentences of `text` that `summary_blocks` did not already print, even inside a
+    longer sentence (`**Roadmap** Q3 priorities.` already says `Q3 priorities.`)."""
+    printed = "\n".join(said)
+    return " ".join(x for x in sentences(text) if _norm(x) not in printed)
+
+
 def _has_text_under(rest: list[tuple[int | None, str]], rank: int) -> bool:
     for r, _text in rest:
         if r is None:
@@ -328,9 +335,8 @@ def to_markdown(doc: FinalDoc) -> str:
         for t in doc.topics:
             lines.append(f"- **[{clock(t.start, hours)}] {md_escape(t.title)}**")
             # Only what the summaries above did not already say.
-            fresh = [x for x in sentences(t.summary) if _norm(x) not in said]
-            if fresh:
-                lines.append(f"  {md_escape(' '.join(fresh))}")
+            if fresh := unsaid(t.summary, said):
+                lines.append(f"  {md_escape(fresh)}")
     else:
         lines.append("_No topics._")
     lines += ["", "## Transcript", ""]

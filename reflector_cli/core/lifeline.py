@@ -158,6 +158,15 @@ def bounded_stop(handler: Any) -> Callable[[int, FrameType | None], None]:
     return stop
 
 
+def bound_stop_signals(sigs: tuple[signal.Signals, ...]) -> None:
+    """Make each of `sigs` start the SIGTERM handler installed now (an engine's graceful stop),
+    bounded in time (`bounded_stop`). ValueError outside the main thread."""
+    graceful = signal.getsignal(signal.SIGTERM)
+    stop = bounded_stop(graceful)
+    for sig in sigs:
+        signal.signal(sig, stop)
+
+
 def _exit_later(signum: int) -> None:
     time.sleep(STOP_GRACE_S)
     sys.stderr.write(f"still stopping after {STOP_GRACE_S:g} s: exiting now\n")

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import ConfigError, PermanentStageError
 from reflector_cli.core.retry import retry_after_s
+from reflector_cli.core.urls import endpoint_label
 from reflector_cli.llm.structured import (
     ChatBackend,
     Message,
@@ -52,6 +53,7 @@ class OpenAIBackend(ChatBackend):
         if not model:
             raise ConfigError("--llm openai needs LLM_MODEL (the model name the server serves)")
         self._url = completions_url(settings.llm_url)
+        self._where = endpoint_label(self._url)  # LLM_URL may carry credentials
         headers = {"content-type": "application/json"}
         if settings.llm_api_key is not None:
             headers["authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
@@ -64,7 +66,7 @@ class OpenAIBackend(ChatBackend):
             send=self._send,
             settings=settings,
             context_tokens=CONTEXT_TOKENS,
-            server=self._url,
+            server=self._where,
             sink=sink,
         )
 
@@ -83,7 +85,7 @@ class OpenAIBackend(ChatBackend):
         response = self._post(body)
         if "response_format" in body and response.status_code in (400, 422):
             # Many local servers do not know json_schema: ask in free text from now on.
-            log.info("%s refused response_format json_schema; asking without it", self._url)
+            log.info("%s refused response_format json_schema; asking without it", self._where)
             self._json_schema = False
             del body["response_format"]
             response = self._post(body)
@@ -93,27 +95,27 @@ class OpenAIBackend(ChatBackend):
         try:
             response = self._client.post(self._url, json=body)
         except httpx.TransportError as err:  # timeouts, refused connections, resets
-            raise RetryableLlmError(f"cannot reach {self._url}: {err}") from err
+            raise RetryableLlmError(f"cannot reach {self._where}: {err}") from err
         status = response.status_code
         if status == 429 or status == 408 or status >= 500:
             retry_after = retry_after_s(response.headers.get("retry-after"))
-            raise RetryableLlmError(f"HTTP {status} from {self._url}", retry_after)
+            raise RetryableLlmError(f"HTTP {status} from {self._where}", retry_after)
         if status in (401, 403):
-            raise ConfigError(f"{self._url} rejected LLM_API_KEY ({status})")
+            raise ConfigError(f"{self._where} rejected LLM_API_KEY ({status})")
         if status == 404:
-            raise ConfigError(f"{self._url}: not found (check LLM_URL and LLM_MODEL)")
+            raise ConfigError(f"{self._where}: not found (check LLM_URL and LLM_MODEL)")
         return response
 
     def _reply(self, response: httpx.Response, *, constrained: bool) -> Reply:
         if response.status_code >= 400:
-            raise PermanentStageError(f"{self._url} refused the request ({response.status_code})")
+            raise PermanentStageError(f"{self._where} refused the request ({response.status_code})")
         try:
             data = response.json()
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
             # A proxy error page or a half-written body: transient as far as we can tell.
-            raise RetryableLlmError(f"malformed response from {self._url}") from err
+            raise RetryableLlmError(f"malformed response from {self._where}") from err
         usage = data.get("usage") or {}
         return Reply(
             text=text,

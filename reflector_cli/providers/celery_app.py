@@ -1,19 +1,18 @@
 """The Celery provider: one generic task per DAG stage, run by workers on a Redis broker.
 
-Orchestration: the orchestrating process dispatches each ready stage as its own task (no
-canvas). The per-track fan-out is only known after `get_recording`, non-critical stages may fail
+The shared scheduler (`scheduler.py`) dispatches each ready stage attempt as its own task (no
+canvas): the per-track fan-out is only known after `get_recording`, non-critical stages may fail
 without stopping their children, and checkpoints are reused stage by stage; a static
-chain/group/chord expresses none of that, and it hides per-stage start/finish from the
-submitter. Dispatching one task per ready stage means the RunLog records `started` at dispatch
-and `done`/`failed` when that task's result arrives, so the SQLite rows equal the local
-provider's. Retries happen in the worker (the stage's declared RetryPolicy, UserError never
-retried); each attempt and failure, and every stage event, is pushed
-onto a per-run Redis list that the orchestrator drains in order (a list, unlike pub/sub, keeps
-what was sent while nobody was listening). This is the only module that imports celery.
+chain/group/chord expresses none of that. Retries are the scheduler's too (the stage's
+RetryPolicy), so the SQLite rows equal the local provider's. A worker reports an attempt's
+start and its stage's events as recorder records on a per-run Redis list the submitter drains
+in order (a list, unlike pub/sub, keeps what was sent while nobody was listening); the
+attempt's end is its task result. This is the only module that imports celery.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,15 +26,15 @@ from celery import Celery, Task
 from celery.result import AsyncResult
 from celery.signals import worker_process_init, worker_ready
 from kombu.utils.url import maybe_sanitize_url
+from pydantic import BaseModel, ValidationError
 
 from reflector_cli.core import lifeline
-from reflector_cli.core import models as m
 from reflector_cli.core.config import Settings, load_settings
 from reflector_cli.core.errors import UserError
 from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.execute import asr_options, run_stage, warm_up
-from reflector_cli.providers.local import LocalProvider, Node, RunOutcome, _State
-from reflector_cli.providers.runlog import RunLog, short_error
+from reflector_cli.providers.recorder import RECORD, Event, Recorder, Started, short_error
+from reflector_cli.providers.scheduler import Completion, Node, Scheduler
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 TASK_PREFIX = "reflector."
@@ -43,7 +42,7 @@ EVENTS_TTL_S = 24 * 3600
 # Grace between the soft limit (the stage sees an exception, may be retried) and the kill.
 HARD_LIMIT_GRACE_S = 30.0
 PING_TIMEOUT_S = 2.0
-POLL_S = 0.5  # only a backstop: workers push a wake-up when a result is stored
+FAILED_KEY = "stage_failed"  # a task result holding an attempt's error instead of an output
 
 log = logging.getLogger("reflector.celery")
 
@@ -103,55 +102,43 @@ def _events_client() -> redis.Redis:
     return _redis[1]
 
 
-def push_event(run_id: str, item: dict[str, Any]) -> None:
+def push_record(run_id: str, item: BaseModel | dict[str, Any]) -> None:
     key = events_key(run_id)
     client = _events_client()
-    client.rpush(key, json.dumps(item, default=str))
+    text = item.model_dump_json() if isinstance(item, BaseModel) else json.dumps(item)
+    client.rpush(key, text)
     client.expire(key, EVENTS_TTL_S)
 
 
 def _stage_body(name: str) -> Callable[..., dict[str, Any]]:
-    """The task body for stage `name`: report the attempt, run the stage, retry or give up."""
+    """The task body for stage `name`: report the attempt, run it once, return its output or
+    its failure (the submitter's scheduler decides whether another attempt follows)."""
 
-    def body(task: Task, payload: dict[str, Any], run_id: str, track: int | None) -> Any:
+    def body(payload: dict[str, Any], run_id: str, track: int | None, attempt: int = 1) -> Any:
         settings = worker_settings()
-        attempt = task.request.retries + 1
-        base = {"stage": name, "track": track, "attempt": attempt}
-        push_event(run_id, {"kind": "attempt", **base})
+        push_record(run_id, Started(stage=name, track=track, attempt=attempt, input=payload))
 
         def emit(event_type: str, data: dict[str, Any]) -> None:
-            push_event(run_id, {"kind": "event", "type": event_type, "data": data})
+            push_record(run_id, Event(type=event_type, data=data))
 
         try:
             return run_stage(name, payload, settings, track=track, attempt=attempt, emit_fn=emit)
-        except Exception as exc:
-            # Same policy as the local provider: bad input is final, anything else is retried
-            # with backoff until the declared retries are used up.
-            policy = dag.stage(name).retry_policy(settings)
-            final = isinstance(exc, UserError) or attempt >= policy.max_attempts
-            push_event(
-                run_id, {"kind": "failed", "final": final, "error": short_error(exc), **base}
-            )
-            if final:
-                raise
-            # Not Celery's autoretry_for: its backoff factor is whole seconds (min 1 s); this
-            # is the declared policy's formula, as in every provider.
-            countdown = policy.delay_s(attempt)
-            raise task.retry(exc=exc, countdown=countdown) from exc
+        except Exception as exc:  # noqa: BLE001 - reported as the attempt's result
+            return {FAILED_KEY: short_error(exc), "permanent": isinstance(exc, UserError)}
 
     body.__name__ = name
     return body
 
 
 class StageTask(Task):
-    """Wakes the orchestrator as soon as a result is stored, instead of at its next poll."""
+    """Wakes the submitter as soon as a result is stored, instead of at its next poll."""
 
     def after_return(
         self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
         run_id = (kwargs or {}).get("run_id")
         if run_id:
-            push_event(run_id, {"kind": "settled", "status": status})
+            push_record(run_id, {"kind": "settled"})
 
 
 def register_tasks(celery_app: Celery) -> dict[str, Task]:
@@ -161,10 +148,8 @@ def register_tasks(celery_app: Celery) -> dict[str, Task]:
         tasks[s.name] = celery_app.task(
             _stage_body(s.name),
             name=TASK_PREFIX + s.name,
-            bind=True,
             base=StageTask,
-            # The body decides when to stop, from the declared policy and the worker's settings.
-            max_retries=None,
+            max_retries=0,  # attempts are the submitter's (see _stage_body)
             acks_late=True,
         )
     return tasks
@@ -197,10 +182,8 @@ def _warm_model(**_: Any) -> None:
 def _bounded_stop(**_: Any) -> None:
     """SIGTERM and SIGHUP start Celery's warm shutdown, bounded in time (lifeline.bounded_stop;
     acks_late tasks it abandons are redelivered). Celery's own SIGHUP would re-exec it."""
-    warm = signal.getsignal(signal.SIGTERM)
     try:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lifeline.bounded_stop(warm))
+        lifeline.bound_stop_signals((signal.SIGTERM, signal.SIGHUP))
     except ValueError:  # not the main thread: keep Celery's defaults
         log.warning("stop signals keep Celery's defaults")
 
@@ -224,105 +207,24 @@ def run_worker(settings: Settings, concurrency: int) -> None:
     )
 
 
-# --------------------------------------------------------------------------- orchestrator side
+# --------------------------------------------------------------------------- submitter side
 
 
-class CeleryProvider(LocalProvider):
-    """The local provider's scheduler (same graph walk, same RunLog calls) with Celery as the
-    executor: only how a stage is started and how its end is noticed differ."""
+class CeleryExecutor:
+    """Attempts as Celery tasks; the worker's records arrive on the run's Redis list."""
 
-    name = "celery"
+    reports_start = True  # the worker reports when it takes the task
 
-    def __init__(self, settings: Settings, log: RunLog, *, rerun: Iterable[str] = ()) -> None:
-        super().__init__(settings, log, rerun=rerun)
+    def __init__(self, settings: Settings, log: Recorder) -> None:
         # A fresh client app per run: it reads the broker from the environment now, and
         # sends tasks by name, so the submitter never needs the workers' task objects.
         self._app = configure(Celery("reflector-submit"))
-        self._inputs: dict[Node, Any] = {}
-        self._final_errors: dict[Node, str] = {}
         self._client = redis.Redis.from_url(broker_url())
         self._key = events_key(log.run_id)
+        self._run_id = log.run_id
+        self._inflight: dict[str, tuple[AsyncResult, Node]] = {}
 
-    def _limits(self, st: _State, s: dag.Stage) -> tuple[float, float]:
-        rec = st.outputs.get(dag.FANOUT_SOURCE)
-        audio_s = rec.duration_s if isinstance(rec, m.RecordingOut) else None
-        soft = s.timeout_s(audio_s, self.settings.timeout_overrides)
-        return soft, soft + HARD_LIMIT_GRACE_S
-
-    def _start(self, node: Node, st: _State) -> bool:
-        name, track = node
-        s = dag.stage(name)
-        inp = self._input_or_reuse(node, st)
-        if inp is None:
-            return True
-        self._inputs[node] = inp
-        self.log.started(name, track, inp)
-        soft, hard = self._limits(st, s)
-        res = self._app.send_task(
-            TASK_PREFIX + name,
-            args=(inp.model_dump(mode="json"),),
-            kwargs={"run_id": self.log.run_id, "track": track},
-            soft_time_limit=soft,
-            time_limit=hard,
-        )
-        st.inflight[res] = node  # type: ignore[index]  # AsyncResult stands in for a Future
-        return True
-
-    def _handle(self, item: dict[str, Any]) -> None:
-        kind = item.get("kind")
-        if kind == "settled":
-            return  # only there to end the orchestrator's wait
-        if kind == "event":
-            self.log.sink(item["type"], item["data"])
-            return
-        node: Node = (item["stage"], item["track"])
-        if node not in self._inputs:
-            return  # a stale event (e.g. an earlier run's task redelivered)
-        if kind == "attempt" and item["attempt"] > self.log._attempts(*node):
-            self.log.started(node[0], node[1], self._inputs[node])
-        elif kind == "failed" and item["final"]:
-            self._final_errors[node] = item["error"]
-        elif kind == "failed":
-            self.log.failed(node[0], node[1], item["error"], final=False)
-
-    def _drain_events(self, block_s: float = 0.0) -> None:
-        if block_s > 0:
-            first = self._client.blpop([self._key], timeout=block_s)
-            if first is None:
-                return
-            self._handle(json.loads(first[1]))
-        while (raw := self._client.lpop(self._key)) is not None:
-            self._handle(json.loads(raw))
-
-    def _finish_result(self, res: AsyncResult, st: _State) -> None:
-        node: Node = st.inflight.pop(res)  # type: ignore[call-overload]
-        name, track = node
-        # The worker pushes its events before the result is stored: drain them first.
-        self._drain_events()
-        if res.successful():
-            out = res.result
-            self._record(node, self.log.done(name, track, out), st)
-        else:
-            error = self._final_errors.pop(node, None) or _result_error(res)
-            self.log.failed(name, track, error, final=True)
-            st.failed[node] = error
-            if dag.stage(name).critical and st.fatal is None:
-                st.fatal = (name, error)
-        res.forget()
-
-    def _dispatch_ready(self, st: _State) -> None:
-        progressed = True
-        while progressed:
-            progressed = False
-            for node in self._ready(st):
-                if node in st.done or node in st.inflight.values():
-                    continue
-                self._start(node, st)
-                progressed = True
-                if dag.stage(node[0]).fans_out and node in st.done:
-                    break  # track count just became known: recompute the graph
-
-    def _check_workers(self) -> None:
+    def start(self) -> None:
         """Fail fast with a clear line instead of queueing stages nobody will ever take."""
         where = maybe_sanitize_url(broker_url())
         try:
@@ -336,30 +238,61 @@ class CeleryProvider(LocalProvider):
                 " celery` (same CELERY_BROKER_URL and REFLECTOR_DATA_DIR)"
             )
 
-    def run(self) -> RunOutcome:
-        st = _State()
-        try:
-            self._check_workers()
-            while True:
-                if st.fatal is None:
-                    self._dispatch_ready(st)
-                if not st.inflight:
-                    break
-                self._drain_events(block_s=POLL_S)
-                for res in [r for r in list(st.inflight) if r.ready()]:  # type: ignore[attr-defined]
-                    self._finish_result(res, st)  # type: ignore[arg-type]
-        finally:
-            self.close()
-        return st.outcome()
+    def submit(self, node: Node, inp: BaseModel, attempt: int, timeout_s: float) -> bool:
+        name, track = node
+        res = self._app.send_task(
+            TASK_PREFIX + name,
+            args=(inp.model_dump(mode="json"),),
+            kwargs={"run_id": self._run_id, "track": track, "attempt": attempt},
+            soft_time_limit=timeout_s,
+            time_limit=timeout_s + HARD_LIMIT_GRACE_S,
+        )
+        self._inflight[res.id] = (res, node)
+        return True
 
-    def close(self, kill: bool = False) -> None:
+    def wait(self, timeout_s: float) -> list[Started | Event | Completion]:
+        items: list[Started | Event | Completion] = []
+        if timeout_s > 0 and (first := self._client.blpop([self._key], timeout=timeout_s)):
+            items.extend(self._parse(first[1]))
+        ended = [rid for rid, (res, _) in self._inflight.items() if res.ready()]
+        # The worker pushes its records before the result is stored: drain them after.
+        while (raw := self._client.lpop(self._key)) is not None:
+            items.extend(self._parse(raw))
+        items.extend(self._completion(*self._inflight.pop(rid)) for rid in ended)
+        return items
+
+    def _parse(self, raw: bytes) -> list[Started | Event | Completion]:
         try:
-            self._drain_events()
+            rec = RECORD.validate_json(raw)
+        except ValidationError:
+            return []  # a wake-up ("settled"), not a record
+        return [rec] if isinstance(rec, Started | Event) else []
+
+    def _completion(self, res: AsyncResult, node: Node) -> Completion:
+        try:
+            if not res.successful():
+                return Completion(node, error=_result_error(res))
+            out = res.result
+            if isinstance(out, dict) and FAILED_KEY in out:
+                return Completion(node, error=out[FAILED_KEY], permanent=bool(out["permanent"]))
+            return Completion(node, output=out)
+        finally:
+            res.forget()
+
+    def close(self, kill: bool) -> None:
+        with contextlib.suppress(redis.RedisError):  # the broker is gone: nothing to clean up
             self._client.delete(self._key)
-        except redis.RedisError:
-            pass  # the broker is gone: nothing left to drain or clean up
         self._client.close()
         self._app.close()
+
+
+class CeleryProvider(Scheduler):
+    """The shared scheduler with Celery as the executor."""
+
+    name = "celery"
+
+    def __init__(self, settings: Settings, log: Recorder, *, rerun: Iterable[str] = ()) -> None:
+        super().__init__(settings, log, CeleryExecutor(settings, log), rerun=rerun)
 
 
 def _result_error(res: AsyncResult) -> str:

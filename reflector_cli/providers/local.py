@@ -1,31 +1,36 @@
-"""The local provider: runs the DAG in this process's scheduler, every stage in a process pool.
+"""The local provider: the shared scheduler with this machine as the executor.
 
-Stages run in spawned worker processes (one whisper model per worker, tracks in parallel up
-to the cores); the scheduler in the main process is the only SQLite writer, checkpointing each
-finished stage so a killed run resumes where it stopped.
+Heavy stages run in worker processes (`StagePool`: one whisper model per worker, tracks in
+parallel up to the cores), light ones on threads here; the scheduler in this process is the
+only SQLite writer, checkpointing each finished stage so a killed run resumes where it stopped.
+A `StagePool` may be shared by several runs (several recordings at once): pass it in.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import queue
+import threading
 import time
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
+from reflector_cli.core import lifeline
 from reflector_cli.core import models as m
 from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import UserError
 from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.execute import run_stage, warm_up
-from reflector_cli.providers import sharedpool
-from reflector_cli.providers.runlog import RunLog, short_error
+from reflector_cli.providers.recorder import Event, Recorder, Started, short_error
+from reflector_cli.providers.scheduler import Completion, Node, RunOutcome, Scheduler
 from reflector_cli.providers.workerpool import RemoteError, WorkerDied, WorkerPool
 
-Node = tuple[str, int | None]
+__all__ = ["LocalProvider", "RunOutcome", "StagePool"]
 
 _events: Any = None  # the worker side of the event queue (set by the pool initializer)
 
@@ -36,161 +41,129 @@ def _init_worker(events: Any) -> None:
 
 
 def _pool_task(
-    name: str, payload: dict[str, Any], settings: Settings, track: int | None, attempt: int
+    run_id: str,
+    name: str,
+    payload: dict[str, Any],
+    settings: Settings,
+    track: int | None,
+    attempt: int,
 ) -> dict[str, Any]:
     def emit(event_type: str, data: dict[str, Any]) -> None:
-        _events.put((event_type, data))
+        _events.put((run_id, Event(type=event_type, data=data)))
 
     return run_stage(name, payload, settings, track=track, attempt=attempt, emit_fn=emit)
 
 
-def shared_pool(size: int) -> sharedpool.SharedPool:
-    """Workers for several recordings' local runs (see LocalProvider's `pool`)."""
-    return sharedpool.SharedPool(size, _init_worker)
+class StagePool:
+    """Worker processes for heavy stages, which several runs may share: each worker's events
+    are routed to their run, and at most `heavy` heavy stages (default: one per worker) run
+    at once across all of them."""
 
+    def __init__(self, workers: int, heavy: int | None = None) -> None:
+        self.workers = workers
+        self._pool: WorkerPool | None = None
+        self._slots = threading.BoundedSemaphore(heavy or workers)
+        self._lock = threading.Lock()
+        self._routed: dict[str, list[Event]] = defaultdict(list)
+        self._warm = False
+        self.stopped: BaseException | None = None  # see stop()
 
-@dataclass
-class RunOutcome:
-    status: str  # ended | error
-    error_stage: str | None = None
-    error: str | None = None
-    outputs: dict[str, Any] = field(default_factory=dict)
+    def _get(self) -> WorkerPool:
+        self._raise_if_stopped()  # no new workers once the owner stopped
+        with self._lock:
+            if self._pool is None:
+                self._pool = WorkerPool(self.workers, _init_worker)
+            return self._pool
 
+    def warm(self, asr: m.AsrOptions) -> None:
+        """Start every worker and load the model now (once per pool)."""
+        pool = self._get()
+        with self._lock:
+            if self._warm:
+                return
+            self._warm = True
+        for _ in range(self.workers):
+            pool.submit(warm_up, asr)
 
-@dataclass
-class _State:
-    outputs: dict[str, Any] = field(default_factory=dict)
-    done: dict[Node, BaseModel] = field(default_factory=dict)
-    failed: dict[Node, str] = field(default_factory=dict)
-    inflight: dict[Future[dict[str, Any]], Node] = field(default_factory=dict)
-    # Heavy stages in worker processes: when each must be done (monotonic) and its timeout.
-    deadlines: dict[Future[dict[str, Any]], tuple[float, float]] = field(default_factory=dict)
-    delayed: list[tuple[float, Node]] = field(default_factory=list)
-    n_tracks: int | None = None
-    fatal: tuple[str, str] | None = None
+    def take_slot(self) -> bool:
+        return self._slots.acquire(blocking=False)
 
-    def outcome(self) -> RunOutcome:
-        if self.fatal:
-            return RunOutcome("error", self.fatal[0], self.fatal[1], self.outputs)
-        return RunOutcome("ended", outputs=self.outputs)
+    def free_slot(self) -> None:
+        self._slots.release()
 
+    def submit(self, run_id: str, name: str, payload: dict[str, Any], *args: Any) -> Future:
+        return self._get().submit(_pool_task, run_id, name, payload, *args)
 
-class LocalProvider:
-    name = "local"
-
-    def __init__(
-        self,
-        settings: Settings,
-        log: RunLog,
-        *,
-        rerun: Iterable[str] = (),
-        pool: sharedpool.SharedPool | None = None,
-    ) -> None:
-        self.settings = settings
-        self.log = log
-        self.rerun = set(rerun)  # stages that must execute even when a checkpoint matches
-        # An externally owned pool shared with other recordings (a batch), else a private one.
-        self._shared = pool if pool is not None else sharedpool.current()
-        self._pool: WorkerPool | sharedpool.Lease | None = None
-        self._events: Any = None
-        # Light stages (declared in the DAG) run on threads here: no process hop per stage.
-        self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stage")
-        self._thread_events: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
-
-    # ------------------------------------------------------------------ graph
-
-    def _nodes(self, st: _State) -> list[Node]:
-        nodes: list[Node] = []
-        for s in dag.STAGES:
-            if not s.per_track:
-                nodes.append((s.name, None))
-            elif st.n_tracks is not None:
-                nodes.extend((s.name, i) for i in range(st.n_tracks))
-        return nodes
-
-    def _parents_finished(self, node: Node, st: _State) -> bool:
-        name, track = node
-        for p in dag.stage(name).parents:
-            ps = dag.stage(p)
-            if ps.per_track and track is None:
-                if st.n_tracks is None:
-                    return False
-                deps = [(p, i) for i in range(st.n_tracks)]
-            else:
-                deps = [(p, track if ps.per_track else None)]
-            for d in deps:
-                if d in st.done:
-                    continue
-                if d in st.failed and not ps.critical:
-                    continue
-                return False
-        return True
-
-    def _record(self, node: Node, out: BaseModel, st: _State) -> None:
-        name, track = node
-        st.done[node] = out
-        if track is None:
-            st.outputs[name] = out
-        else:
-            assert st.n_tracks is not None
-            st.outputs.setdefault(name, [None] * st.n_tracks)[track] = out
-        if dag.stage(name).fans_out:
-            st.n_tracks = dag.track_count(st.outputs)
-
-    # ------------------------------------------------------------------ execution
-
-    def _pool_for(self) -> WorkerPool | sharedpool.Lease:
+    def events(self, run_id: str) -> list[Event]:
+        """The events run `run_id`'s stages sent so far (each worker's before its reply)."""
+        self._raise_if_stopped()
         if self._pool is None:
-            if self._shared is not None:
-                self._pool = self._shared.lease()
-            else:
-                self._pool = WorkerPool(self.settings.workers, _init_worker)
-            self._events = self._pool.events
-        return self._pool
-
-    def _warm_pool(self) -> None:
-        """Start every worker and load the model now, overlapping the light first stages."""
-        if self._shared is not None:
-            self._pool_for()  # events (and a batch's stop) are read from the first tick
-        if "transcribe_track" in self.log.pinned_stages():
-            return
-        if self._shared is not None:
-            self._shared.warm(warm_up, self.log.pipe.asr)  # once for the whole batch
-            return
-        pool = self._pool_for()
-        for _ in range(self.settings.workers):
-            pool.submit(warm_up, self.log.pipe.asr)
-
-    def _drain_events(self) -> None:
-        for source in (self._events, self._thread_events):
-            while source is not None:
+            return []
+        with self._lock:  # drain and route at once: a run's events stay in order
+            while True:
                 try:
-                    event_type, data = source.get_nowait()
+                    rid, event = self._pool.events.get_nowait()
                 except queue.Empty:
                     break
-                self.log.sink(event_type, data)
+                self._routed[rid].append(event)
+            return self._routed.pop(run_id, [])
 
-    def _input_or_reuse(self, node: Node, st: _State) -> BaseModel | None:
-        """The stage's input, or None when a matching checkpoint was reused instead."""
-        name, track = node
-        inp = dag.stage(name).build(self.log.pipe, st.outputs, track)
-        if name not in self.rerun:
-            out = self.log.try_reuse(name, track, inp)
-            if out is not None:
-                self._record(node, out, st)
-                return None
-        return inp
+    def kill(self, fut: Future, reason: str) -> None:
+        if self._pool is not None:
+            self._pool.kill(fut, reason)
 
-    def _start(self, node: Node, st: _State) -> bool:
-        """Reuse a checkpoint or submit the stage; False when it had to wait for a slot."""
+    def stop(self, exc: BaseException) -> None:
+        """A shared pool's owner was stopped (Ctrl-C, SIGTERM): every run reading its events
+        from now on stops with `exc`'s kind in its own thread (and records itself interrupted);
+        the workers are killed so running stages end at once."""
+        self.stopped = exc
+        self.close(kill=True)
+
+    def _raise_if_stopped(self) -> None:
+        exc = self.stopped
+        if exc is None:
+            return
+        if isinstance(exc, lifeline.Interrupted):
+            raise lifeline.Interrupted(exc.signum)
+        raise KeyboardInterrupt(*exc.args)
+
+    def close(self, kill: bool = False) -> None:
+        """Stop the workers: after their current task, or at once (`kill`)."""
+        if self._pool is not None:
+            self._pool.close(kill=kill)
+            self._pool = None
+            self._warm = False
+
+
+class LocalExecutor:
+    """Light stages on threads here, heavy ones in the StagePool (killed past their timeout)."""
+
+    reports_start = False  # a stage starts when handed to a thread or a free worker
+
+    def __init__(self, settings: Settings, log: Recorder, pool: StagePool | None) -> None:
+        self.settings = settings
+        self.log = log
+        self.owned = pool is None  # a shared pool is its owner's to close
+        self.pool = pool or StagePool(settings.workers)
+        self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="stage")
+        self._thread_events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._futs: dict[Future[dict[str, Any]], Node] = {}
+        # Heavy stages: when each must be done (monotonic) and its timeout.
+        self._deadlines: dict[Future[dict[str, Any]], tuple[float, float]] = {}
+        # Slots of heavy stages whose completion was handed to the scheduler: given back at
+        # the next wait, once their end is recorded, so stored stage times never show more
+        # heavy stages at once than the pool allows (another run may take the slot at once).
+        self._to_free = 0
+
+    def start(self) -> None:
+        # Overlap starting the workers and loading the model with the light first stages.
+        if "transcribe_track" not in self.log.pinned_stages():
+            self.pool.warm(self.log.pipe.asr)
+
+    def submit(self, node: Node, inp: BaseModel, attempt: int, timeout_s: float) -> bool:
         name, track = node
-        s = dag.stage(name)
-        inp = self._input_or_reuse(node, st)
-        if inp is None:
-            return True
         payload = inp.model_dump(mode="json")
-        if s.light:
-            attempt = self.log.started(name, track, inp)
+        if dag.stage(name).light:
             fut = self._threads.submit(
                 run_stage,
                 name,
@@ -198,139 +171,110 @@ class LocalProvider:
                 self.settings,
                 track=track,
                 attempt=attempt,
-                emit_fn=lambda t, d: self._thread_events.put((t, d)),
+                emit_fn=lambda t, d: self._thread_events.put(Event(type=t, data=d)),
             )
-            st.inflight[fut] = node
+            self._futs[fut] = node
             return True
-        if not self._heavy_slot(st):
+        if not self.pool.take_slot():
             return False
-        attempt = self.log.started(name, track, inp)
-        fut = self._pool_for().submit(_pool_task, name, payload, self.settings, track, attempt)
-        st.inflight[fut] = node
-        limit = self._timeout(s, st)
-        st.deadlines[fut] = (time.monotonic() + limit, limit)
+        run_id = self.log.run_id
+        fut = self.pool.submit(run_id, name, payload, self.settings, track, attempt)
+        self._futs[fut] = node
+        self._deadlines[fut] = (time.monotonic() + timeout_s, timeout_s)
         return True
 
-    def _heavy_slot(self, st: _State) -> bool:
-        """A worker is free for one more heavy stage (counted across a shared pool's runs)."""
-        if self._shared is not None:
-            lease = self._pool_for()
-            assert isinstance(lease, sharedpool.Lease)
-            return lease.reserve()
-        heavy = sum(not dag.stage(n).light for n, _ in st.inflight.values())
-        return heavy < self.settings.workers
+    def _free_slots(self) -> None:
+        for _ in range(self._to_free):
+            self.pool.free_slot()
+        self._to_free = 0
 
-    def _timeout(self, s: dag.Stage, st: _State) -> float:
-        rec = st.outputs.get(dag.FANOUT_SOURCE)
-        audio_s = rec.duration_s if isinstance(rec, m.RecordingOut) else None
-        return s.timeout_s(audio_s, self.settings.timeout_overrides)
+    def wait(self, timeout_s: float) -> list[Started | Event | Completion]:
+        self._free_slots()
+        if self._futs:
+            finished, _ = wait(list(self._futs), timeout=timeout_s, return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(timeout_s)
+            finished = set()
+        self._enforce_timeouts()
+        items: list[Started | Event | Completion] = list(self._events())
+        items.extend(self._completion(fut) for fut in finished)
+        return items
 
-    def _enforce_timeouts(self, st: _State) -> None:
+    def _events(self) -> list[Event]:
+        out = self.pool.events(self.log.run_id)
+        while True:
+            try:
+                out.append(self._thread_events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def _completion(self, fut: Future[dict[str, Any]]) -> Completion:
+        node = self._futs.pop(fut)
+        if self._deadlines.pop(fut, None) is not None:
+            self._to_free += 1
+        try:
+            return Completion(node, output=fut.result())
+        except BaseException as exc:  # noqa: BLE001 - any stage failure is recorded, not raised
+            error = str(exc) if isinstance(exc, RemoteError | WorkerDied) else short_error(exc)
+            permanent = isinstance(exc, UserError) or getattr(exc, "permanent", False)
+            return Completion(node, error=error, permanent=permanent)
+
+    def _enforce_timeouts(self) -> None:
         """Kill the worker of a heavy stage past its timeout: the attempt fails, and the
         worker is replaced by a fresh process for whatever runs next."""
         now = time.monotonic()
-        for fut, (deadline, limit) in list(st.deadlines.items()):
-            if now > deadline and not fut.done() and self._pool is not None:
-                name, track = st.inflight[fut]
+        for fut, (deadline, limit) in list(self._deadlines.items()):
+            if now > deadline and not fut.done():
+                name, track = self._futs[fut]
                 where = name if track is None else f"{name} (track {track})"
-                self._pool.kill(fut, f"{where}: timed out after {limit:g} s")
-                del st.deadlines[fut]
+                self.pool.kill(fut, f"{where}: timed out after {limit:g} s")
+                self._deadlines[fut] = (float("inf"), limit)  # killed once; its end follows
 
-    def _finish(self, fut: Future[dict[str, Any]], st: _State) -> None:
-        try:
-            self._settle(fut, st)
-        finally:
-            if isinstance(self._pool, sharedpool.Lease):
-                # Only once its end is recorded: stored stage times never show more heavy
-                # stages at once than the shared workers.
-                self._pool.finished(fut)
-
-    def _settle(self, fut: Future[dict[str, Any]], st: _State) -> None:
-        node = st.inflight.pop(fut)
-        st.deadlines.pop(fut, None)
-        name, track = node
-        s = dag.stage(name)
-        try:
-            result = fut.result()
-        except BaseException as exc:  # noqa: BLE001 - any stage failure is recorded, not raised
-            self._drain_events()
-            attempts = self.log._attempts(name, track)
-            policy = s.retry_policy(self.settings)
-            permanent = isinstance(exc, UserError) or getattr(exc, "permanent", False)
-            error = str(exc) if isinstance(exc, RemoteError | WorkerDied) else short_error(exc)
-            final = permanent or attempts >= policy.max_attempts
-            self.log.failed(name, track, error, final=final)
-            if not final:
-                delay = policy.delay_s(attempts)
-                st.delayed.append((time.monotonic() + delay, node))
-            else:
-                st.failed[node] = error
-                if s.critical and st.fatal is None:
-                    st.fatal = (name, error)
-            return
-        self._drain_events()
-        self._record(node, self.log.done(name, track, result), st)
-
-    def _ready(self, st: _State) -> list[Node]:
-        delayed = {n for _, n in st.delayed}
-        busy = set(st.inflight.values()) | delayed
-        ready = [
-            n
-            for n in self._nodes(st)
-            if n not in st.done
-            and n not in st.failed
-            and n not in busy
-            and self._parents_finished(n, st)
-        ]
-        return sorted(ready, key=lambda n: -dag.stage(n[0]).priority)
-
-    def _release_delayed(self, st: _State) -> list[Node]:
-        now = time.monotonic()
-        due = [n for t, n in st.delayed if t <= now]
-        st.delayed = [(t, n) for t, n in st.delayed if t > now]
-        return due
-
-    def run(self) -> RunOutcome:
-        st = _State()
-        stopped = True  # until the loop ends normally: interrupted (or crashed)
-        try:
-            self._warm_pool()
-            while True:
-                if st.fatal is None:
-                    progressed = True
-                    while progressed:
-                        progressed = False
-                        due = self._release_delayed(st)
-                        for node in dict.fromkeys(due + self._ready(st)):
-                            if node in st.done or node in st.inflight.values():
-                                continue
-                            if not self._start(node, st):
-                                st.delayed.append((0.0, node))  # no free slot: try next tick
-                                continue
-                            progressed = True
-                            if dag.stage(node[0]).fans_out and node in st.done:
-                                break  # track count just became known: recompute the graph
-                if not st.inflight and (st.fatal is not None or not st.delayed):
-                    break
-                if st.inflight:
-                    finished, _ = wait(list(st.inflight), timeout=0.2, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        self._finish(fut, st)
-                    self._enforce_timeouts(st)
-                else:
-                    time.sleep(0.05)
-                self._drain_events()
-            stopped = False
-        finally:
-            self.close(kill=stopped)
-        return st.outcome()
-
-    def close(self, kill: bool = False) -> None:
+    def close(self, kill: bool) -> None:
         """Stop workers and threads; `kill` (interrupted) ends running stages at once."""
-        if self._pool is not None:
-            self._pool.close(kill=kill)
-            self._pool = None
+        if self.owned:
+            self.pool.close(kill=kill)
+        elif kill:
+            for fut in self._deadlines:
+                self.pool.kill(fut, "interrupted")
+        self._free_slots()
+        for _ in self._deadlines:
+            self.pool.free_slot()
+        self._deadlines.clear()
         # A light stage on a thread can't be killed: when interrupted, nobody waits for it.
         self._threads.shutdown(wait=not kill, cancel_futures=True)
         if not kill:
-            self._drain_events()
+            for event in self._events():
+                self.log.apply(event)
+
+
+class LocalProvider(Scheduler):
+    name = "local"
+
+    def __init__(
+        self,
+        settings: Settings,
+        log: Recorder,
+        *,
+        rerun: Iterable[str] = (),
+        pool: StagePool | None = None,
+    ) -> None:
+        # A batch of recordings (runs.batch) sets its shared pool for each recording's thread:
+        # the run driver in between needs no parameter for it.
+        pool = pool if pool is not None else _shared.get()
+        super().__init__(settings, log, LocalExecutor(settings, log, pool), rerun=rerun)
+
+
+_shared: contextvars.ContextVar[StagePool | None] = contextvars.ContextVar(
+    "shared_stage_pool", default=None
+)
+
+
+@contextlib.contextmanager
+def using_pool(pool: StagePool | None) -> Iterator[None]:
+    """LocalProviders built in this block (this thread) use `pool` unless given another."""
+    token = _shared.set(pool)
+    try:
+        yield
+    finally:
+        _shared.reset(token)

@@ -63,7 +63,7 @@ def child_main() -> None:
     outbox = Outbox(conn)
     init, init_args = conn.recv()
     init(outbox, *init_args)
-    from reflector_cli.providers.runlog import short_error
+    from reflector_cli.providers.recorder import short_error
 
     while True:
         try:

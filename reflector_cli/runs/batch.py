@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from reflector_cli.core import lifeline
 from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import ReflectorError, one_line
-from reflector_cli.providers import sharedpool
+from reflector_cli.providers.local import StagePool, using_pool
 from reflector_cli.runs.process import ProcessResult, process_recording
 from reflector_cli.store.events import Observer
 
@@ -58,7 +58,7 @@ class Batch:
     shadow: str | None = None
     parallel: int | None = None
     observer_for: Callable[[int, str], Observer | None] = lambda _i, _s: None
-    share: sharedpool.SharedPool | None = None
+    share: StagePool | None = None
     _same: dict[str, threading.Lock] = field(default_factory=dict)
 
     def run(self, sources: list[str], on_done: Callable[[BatchItem], None]) -> None:
@@ -70,9 +70,7 @@ class Batch:
         parallel = self.parallel or (default_parallel(self.settings.workers) if local else 1)
         parallel = max(1, min(parallel, len(sources)))
         if local:
-            from reflector_cli.providers.local import shared_pool
-
-            self.share = shared_pool(self.settings.workers)
+            self.share = StagePool(self.settings.workers)
         # The executor queues the rest in order: started in order, `parallel` at a time.
         pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="recording")
         futures = [pool.submit(self._one, i, src) for i, src in enumerate(sources)]
@@ -93,7 +91,7 @@ class Batch:
             raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-            if self.share is not None:
+            if self.share is not None and self.share.stopped is None:
                 self.share.close()
 
     def _one(self, index: int, source: str) -> BatchItem:
@@ -106,7 +104,7 @@ class Batch:
         if self.share is not None and self.share.stopped is not None:
             return BatchItem(index, source, refused="not started: interrupted")
         try:
-            with sharedpool.using(self.share):
+            with using_pool(self.share):
                 res = process_recording(
                     source,
                     self.settings,

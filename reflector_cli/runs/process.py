@@ -17,7 +17,7 @@ from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import UserError, one_line
 from reflector_cli.core.lock import recording_lock
 from reflector_cli.pipeline.runinput import new_run_id, prepare_input
-from reflector_cli.providers.runlog import RunLog
+from reflector_cli.providers.recorder import Recorder
 from reflector_cli.runs.compare import ComparisonReport, compare_runs, store_comparison
 from reflector_cli.runs.runstate import KILLED, mark_interrupted
 from reflector_cli.store.events import EventSink, Observer
@@ -39,7 +39,7 @@ class ProcessResult:
         return self.error is None
 
 
-def make_provider(name: str, settings: Settings, log: RunLog, rerun: set[str]) -> Any:
+def make_provider(name: str, settings: Settings, log: Recorder, rerun: set[str]) -> Any:
     if name == "local":
         from reflector_cli.providers.local import LocalProvider
 
@@ -161,7 +161,7 @@ def _process_locked(
         store.set_status(pipe.transcript_id, "processing")
     sink("STATUS", {"value": "processing"})
     # Hooks commit the transcript: only the primary run may do that.
-    log = RunLog(store, settings, pipe, run_id, sink, reuse=not force, hooks=primary)
+    log = Recorder(store, settings, pipe, run_id, sink, reuse=not force, hooks=primary)
     return _conclude(
         store, pipe, log, was_ended, lambda: make_provider(provider, settings, log, set()).run()
     )
@@ -197,7 +197,7 @@ def _follow_earlier(
     """Pick up a run whose submitter was killed (or that was submitted with --no-wait)."""
     run_id, primary = str(run["id"]), run["role"] == "primary"
     sink = EventSink(store, pipe.transcript_id, run_id, observer)
-    log = RunLog(store, settings, pipe, run_id, sink, reuse=False, hooks=primary)
+    log = Recorder(store, settings, pipe, run_id, sink, reuse=False, hooks=primary)
     prov = make_provider(run["provider"], settings, log, set())
     return _conclude(store, pipe, log, was_ended, lambda: prov.reattach(run))
 
@@ -205,7 +205,7 @@ def _follow_earlier(
 def _conclude(
     store: Store,
     pipe: m.PipelineInput,
-    log: RunLog,
+    log: Recorder,
     was_ended: bool,
     execute: Callable[[], Any],
 ) -> ProcessResult:

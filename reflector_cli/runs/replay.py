@@ -20,7 +20,7 @@ from reflector_cli.core.textmetrics import word_error_rate
 from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.runinput import new_run_id
 from reflector_cli.pipeline.versioning import code_version
-from reflector_cli.providers.runlog import RunLog
+from reflector_cli.providers.recorder import Recorder
 from reflector_cli.runs.process import make_provider
 from reflector_cli.storage import open_storage
 from reflector_cli.store.events import EventSink, Observer
@@ -158,7 +158,7 @@ def _replay_locked(
     run_id = new_run_id()
     store.create_run(run_id, pipe, old["provider"], force=bool(changed), replay_of=old["id"])
     sink = EventSink(store, pipe.transcript_id, run_id, observer)
-    log = RunLog(store, settings, pipe, run_id, sink, reuse=True)
+    log = Recorder(store, settings, pipe, run_id, sink, reuse=True)
     if from_stage is not None:
         log.pinned = {k: v for k, v in _outputs(store, old["id"]).items() if k[0] not in rerun}
     try:

@@ -25,6 +25,7 @@ from reflector_cli.core.errors import (
     UserError,
 )
 from reflector_cli.core.retry import RetryPolicy, TryAgain, attempts, retry_after_s
+from reflector_cli.core.urls import endpoint_label
 from reflector_cli.sources.folder import (
     MAX_OFFSET_S,
     MAX_TEXT,
@@ -115,6 +116,7 @@ class DailyClient:
         on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._where = endpoint_label(self.base_url)  # a configured URL may carry credentials
         self.policy = RetryPolicy(max(1, max_attempts), backoff_s, 2.0, MAX_WAIT_S)
         self.on_wait = on_wait  # hears of each wait before a retry (tests, progress)
         self.http = httpx.Client(
@@ -151,7 +153,7 @@ class DailyClient:
                     return self._get_once(path, params)
         except TryAgain as exc:
             raise DailyApiError(
-                f"Daily API {self.base_url}{path}: {exc} after {self.policy.max_attempts} attempts"
+                f"Daily API {self._where}{path}: {exc} after {self.policy.max_attempts} attempts"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -162,7 +164,7 @@ class DailyClient:
             raise TryAgain(f"{type(exc).__name__}: {exc}") from None
         if resp.status_code in (401, 403):
             raise UserError(
-                f"Daily API {self.base_url}: bad API key (HTTP {resp.status_code}); "
+                f"Daily API {self._where}: bad API key (HTTP {resp.status_code}); "
                 "check DAILY_API_KEY"
             )
         if resp.status_code in _RETRYABLE:
@@ -185,7 +187,7 @@ class DailyClient:
             raise UserError(f"{what}: not a valid recording id")
         resp = self._get(f"/recordings/{quote(recording_id, safe='')}")
         if resp.status_code == 404:
-            raise UserError(f"{what}: no such recording (HTTP 404 from {self.base_url})")
+            raise UserError(f"{what}: no such recording (HTTP 404 from {self._where})")
         try:
             return DailyRecording.model_validate(self._json(resp, what))
         except ValidationError as exc:

@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 import httpx
 
 from reflector_cli.core.retry import RetryPolicy, TryAgain, retry_after_s
 from reflector_cli.core.retry import attempts as retry_attempts
+from reflector_cli.core.urls import endpoint_label
 
 USER_AGENT = "Reflector-Webhook/1.0"
 # A receiver's Retry-After is honoured, but never beyond this, so the stage stays bounded.
@@ -43,12 +43,6 @@ def verify(
         return False
     expected = sign(secret, ts, body).split("v1=", 1)[1]
     return hmac.compare_digest(expected, parts.get("v1", ""))
-
-
-def endpoint_label(url: str) -> str:
-    """Scheme, host and port only: paths and queries often carry tokens, never print them."""
-    u = urlsplit(url)
-    return f"{u.scheme}://{u.hostname}" + (f":{u.port}" if u.port else "")
 
 
 @dataclass(frozen=True)

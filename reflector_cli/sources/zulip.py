@@ -17,6 +17,7 @@ from reflector_cli.core.retry import (
     attempts,
     retry_after_s,
 )
+from reflector_cli.core.urls import endpoint_label
 
 # Zulip answers 400 with these `msg` texts when an edit cannot apply to the stored message id;
 # a fresh post is then the right move (the message was deleted, or is too old to edit).
@@ -60,6 +61,7 @@ class ZulipClient:
         on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self.base_url = base_url(realm)
+        self._where = endpoint_label(self.base_url)  # a configured URL may carry credentials
         self.policy = RetryPolicy(max(1, attempts), backoff_base_s, 2.0, MAX_RETRY_AFTER_S)
         self.on_wait = on_wait
         self._http = httpx.Client(
@@ -97,13 +99,14 @@ class ZulipClient:
         try:
             resp = self._http.request(method, path, data=data)
         except httpx.HTTPError as e:
-            raise _Retry(ZulipError(f"Zulip at {self.base_url}: {type(e).__name__}")) from None
+            raise _Retry(ZulipError(f"Zulip at {self._where}: {type(e).__name__}")) from None
         body = _json(resp)
         if resp.status_code < 400 and body.get("result") == "success":
             return body
         reason = str(body.get("msg") or resp.reason_phrase)[:200]
         err = ZulipError(
-            f"Zulip at {self.base_url} answered {resp.status_code}: {reason}", resp.status_code
+            f"Zulip at {self._where} answered {resp.status_code}: {reason}",
+            resp.status_code,
         )
         if resp.status_code < 500 and resp.status_code != 429:
             raise err

@@ -11,7 +11,14 @@ import html
 import re
 from dataclasses import dataclass
 
-from reflector_cli.core.formats import clock, speaker_name, speaker_names, turns
+from reflector_cli.core.formats import (
+    clock,
+    speaker_name,
+    speaker_names,
+    summary_blocks,
+    turns,
+    unsaid,
+)
 from reflector_cli.core.models import FinalDoc
 from reflector_cli.views.report_assets import CSS, JS
 from reflector_cli.views.talk import speaker_spans, talk_seconds
@@ -209,26 +216,21 @@ def markdown_html(text: str) -> str:
     return "".join(out)
 
 
-def _summary(doc: FinalDoc) -> str:
-    short, long = doc.short_summary.strip(), doc.long_summary.strip()
-    parts = []
-    # The long summary's recap is often the short summary verbatim: say it once.
-    if short and short not in long:
-        parts.append(f"<p>{e(short)}</p>")
-    if long:
-        parts.append(markdown_html(long))
-    return "".join(parts) or _empty("No summary.")
+def _summary(doc: FinalDoc, blocks: list[str]) -> str:
+    # The same blocks as the Markdown export: a sentence or paragraph is said once.
+    if not (doc.short_summary.strip() or doc.long_summary.strip()):
+        return _empty("No summary.")
+    return markdown_html("\n".join(blocks[2:]))
 
 
-def _topics(doc: FinalDoc, hours: bool) -> str:
+def _topics(doc: FinalDoc, hours: bool, said: set[str]) -> str:
     if not doc.topics:
         return _empty("No topics.")
-    said = " ".join(doc.long_summary.split())
     rows = []
     for i, t in enumerate(doc.topics, start=1):
-        summary = " ".join(t.summary.split())
-        # A topic summary the long summary already quotes would be the same paragraph twice.
-        extra = f"<br>{e(summary)}" if summary and summary not in said else ""
+        # Only what the summary above did not already say.
+        fresh = unsaid(t.summary, said)
+        extra = f"<br>{e(fresh)}" if fresh else ""
         rows.append(
             f'<li data-topic="{i}">{_stamp(t.start, hours)}<strong>{i}. {e(t.title)}</strong>'
             f"{extra}</li>"
@@ -280,14 +282,15 @@ def render_html(doc: FinalDoc, meta: ReportMeta) -> str:
     if doc.room:
         facts.append(f"Room {doc.room}")
     facts.append(f"{len(_speakers(doc))} participants")
+    blocks, said = summary_blocks(doc)
     sections = [
         f'<section id="overview"><h1>{e(title)}</h1><p class="meta">'
         f"{e(' · '.join(facts))}</p></section>",
         f'<section id="participants"><h2>Participants and talk time</h2>{_people(doc)}</section>',
         f'<section id="player-box"><h2>Recording</h2>{waveform_svg(doc)}{_audio(meta)}</section>',
         f'<section id="speakers"><h2>Who spoke when</h2>{timeline_svg(doc)}</section>',
-        f'<section id="summary" class="summary"><h2>Summary</h2>{_summary(doc)}</section>',
-        f'<section id="topics"><h2>Topics</h2>{_topics(doc, hours)}</section>',
+        f'<section id="summary" class="summary"><h2>Summary</h2>{_summary(doc, blocks)}</section>',
+        f'<section id="topics"><h2>Topics</h2>{_topics(doc, hours, said)}</section>',
         f'<section id="actions"><h2>Action items</h2>{_actions(doc)}</section>',
         f'<section id="transcript"><h2>Transcript</h2>{_transcript(doc, hours)}</section>',
     ]

@@ -171,3 +171,18 @@ def test_a_server_without_json_schema_is_asked_in_free_text(fake: FakeLLM, tmp_p
     # One refusal, then the backend remembers and never sends response_format again.
     assert [s.answered for s in fake.seen] == ["rejected: json_schema", "ok", "ok"]
     assert ["response_format" in s.body for s in fake.seen] == [True, False, False]
+
+
+def test_credentials_in_llm_url_never_reach_an_error(tmp_path: Path) -> None:
+    with serve("openai") as fake:
+        port = fake.url.rsplit(":", 1)[1]
+        url = f"http://alice:s3cret-pw@127.0.0.1:{port}/v1?api_key=s3cret-q"
+        settings = settings_for(fake, tmp_path, llm_url=url)
+    backend = get_backend(LlmOptions(backend="openai"), settings)  # the server is gone now
+    request = TitleRequest(
+        topics=[TopicText(title="Pricing", summary="Tiers.")], participants=NAMES
+    )
+    with pytest.raises(LlmUnavailableError) as err:
+        backend.title(request)
+    assert f"127.0.0.1:{port}" in str(err.value)
+    assert "s3cret" not in str(err.value) and "alice" not in str(err.value)

@@ -18,7 +18,7 @@ from reflector_cli.core.config import Settings, load_settings
 from reflector_cli.core.errors import UserError
 from reflector_cli.pipeline.runinput import new_run_id, prepare_input
 from reflector_cli.providers.celery_app import CeleryProvider
-from reflector_cli.providers.runlog import RunLog
+from reflector_cli.providers.recorder import Recorder
 from reflector_cli.runs.compare import ComparisonReport, render_table
 from reflector_cli.runs.process import run_compare
 from reflector_cli.store.events import EventSink
@@ -198,7 +198,7 @@ def test_bad_input_fails_once_without_retry(
         run_id = new_run_id()
         store.create_run(run_id, pipe, "celery")
         sink = EventSink(store, pipe.transcript_id, run_id)
-        log = RunLog(store, settings, pipe, run_id, sink, reuse=False, hooks=False)
+        log = Recorder(store, settings, pipe, run_id, sink, reuse=False, hooks=False)
         outcome = CeleryProvider(settings, log).run()
         assert (outcome.status, outcome.error_stage) == ("error", "get_recording")
         assert outcome.error and "vanished" in outcome.error
@@ -226,7 +226,7 @@ def _provider_run(env: Env, tmp_path: Path, make_track: Callable[..., Path]) -> 
         store.ensure_recording(pipe)
         run_id = new_run_id()
         store.create_run(run_id, pipe, "celery")
-        log = RunLog(
+        log = Recorder(
             store, env.settings, pipe, run_id, EventSink(store, pipe.transcript_id, run_id)
         )
         return CeleryProvider(env.settings, log).run()

@@ -1,4 +1,4 @@
-"""The submitting side: start a run on the engine and mirror its task states into the RunLog
+"""The submitting side: start a run on the engine and mirror its task states into the Recorder
 (the provider `orchestrate` talks to)."""
 
 from __future__ import annotations
@@ -45,11 +45,13 @@ from reflector_cli.providers.hatchet.common import (
     task_name,
 )
 from reflector_cli.providers.hatchet.mirror import Mirror, Node
-from reflector_cli.providers.local import RunOutcome
-from reflector_cli.providers.runlog import RunLog
-
-# What Stage.build raises while a parent's output is missing (not reused, not seen yet).
-_INPUT_NOT_READY = (KeyError, IndexError, TypeError, AttributeError, ValidationError)
+from reflector_cli.providers.recorder import RECORD, Done, Event, Failed, Recorder, Started
+from reflector_cli.providers.scheduler import (
+    INPUT_NOT_READY,
+    RunOutcome,
+    conclude,
+    reuse_checkpoints,
+)
 
 
 class _StreamRelay:
@@ -106,7 +108,7 @@ class HatchetProvider:
     def __init__(
         self,
         settings: Settings,
-        log: RunLog,
+        log: Recorder,
         *,
         rerun: Iterable[str] = (),
         no_wait: bool = False,
@@ -173,31 +175,18 @@ class HatchetProvider:
 
     def reuse_checkpoints(self) -> Mirror:
         """Record as reused every stage whose checkpoint from an earlier run still matches
-        (same input, code version, artifacts present), in DAG order as the local provider
-        does; the engine's tasks for them return that output instead of running. A re-run
-        after a failure thus resumes where the last one stopped."""
+        (same input, code version, artifacts present), in DAG order; the engine's tasks for
+        them return that output instead of running. A re-run after a failure thus resumes
+        where the last one stopped."""
         state = Mirror()
-        n_tracks = 0
-        for s in dag.STAGES:
-            for track in range(n_tracks) if s.name in PER_TRACK_NAMES else [None]:
-                if s.name in self.rerun:
-                    continue
-                try:
-                    inp = s.build(self.log.pipe, state.outputs, track)
-                except _INPUT_NOT_READY:
-                    continue  # a parent runs again, so this stage's input is not known yet
-                out = self.log.try_reuse(s.name, track, inp)
-                if out is None:
-                    continue
-                state.settle(s.name, track, out)
-                if s.fans_out:
-                    n_tracks = dag.track_count(state.outputs) or 0
+        for (name, track), out in reuse_checkpoints(self.log, self.rerun):
+            state.settle(name, track, out)
         return state
 
     # ------------------------------------------------------------------ following a run
 
     def follow(self, engine_run_id: str, state: Mirror | None = None) -> RunOutcome:
-        """Mirror the engine's task states into the RunLog until the run is terminal."""
+        """Mirror the engine's task states into the Recorder until the run is terminal."""
         relay = _StreamRelay(self.hatchet)
         relay.watch(engine_run_id)
         state = state or Mirror()
@@ -215,15 +204,16 @@ class HatchetProvider:
                         # One last look: the run's end may have raced the task listing.
                         self._apply(self._tasks(), state)
                         time.sleep(POLL_S)
-                        self._forward(relay)
+                        self._forward(relay, state)
                         break
-                self._forward(relay)
+                self._forward(relay, state)
                 if relay.changed.is_set():  # a change is pending until MIN_SYNC_S has passed
                     time.sleep(max(0.0, min(POLL_S, last + MIN_SYNC_S - time.monotonic())))
                 else:
                     relay.changed.wait(POLL_S)
         finally:
             relay.close()
+        log.info("run %s: %d stage records streamed by workers", self.log.run_id, state.streamed)
         return self.outcome(engine_run_id, status, state)
 
     def sync_once(
@@ -238,7 +228,7 @@ class HatchetProvider:
                 relay.watch(r.workflow_run_external_id)
         self._apply(rows, state)
         if relay is not None:
-            self._forward(relay)
+            self._forward(relay, state)
         return status
 
     def _settled_status(self, engine_run_id: str, state: Mirror) -> V1TaskStatus:
@@ -266,13 +256,10 @@ class HatchetProvider:
         return V1TaskStatus.RUNNING
 
     def outcome(self, engine_run_id: str, status: V1TaskStatus, state: Mirror) -> RunOutcome:
-        fatal = [(n, e) for n, e in state.failures if dag.stage(n).critical]
-        if fatal:
-            return RunOutcome("error", fatal[0][0], fatal[0][1], state.outputs)
-        if status != V1TaskStatus.COMPLETED and not dag.succeeded(state.outputs):
-            msg = f"engine run {engine_run_id}: {status.value}"
-            return RunOutcome("error", None, msg, state.outputs)
-        return RunOutcome("ended", outputs=state.outputs)
+        fatal = next(((n, e) for n, e in state.failures if dag.stage(n).critical), None)
+        completed = status == V1TaskStatus.COMPLETED
+        unfinished = None if completed else f"engine run {engine_run_id}: {status.value}"
+        return conclude(fatal, state.outputs, unfinished)
 
     def reattach(self, run: dict[str, Any]) -> RunOutcome:
         """Follow `run`'s engine run to its end, starting from what was already recorded.
@@ -328,10 +315,18 @@ class HatchetProvider:
             # else: not replayed (yet): its outcome is the old run's, recorded as reused
         return out
 
-    def _forward(self, relay: _StreamRelay) -> None:
+    def _forward(self, relay: _StreamRelay, state: Mirror) -> None:
+        """Apply what the workers streamed: events, and their stage records (not during an
+        engine replay: the engine counts a replayed task's attempts on from the old run's)."""
         for line in relay.drain():
-            if isinstance(line, dict) and "type" in line:
-                self.log.sink(str(line["type"]), dict(line.get("data") or {}))
+            try:
+                rec = RECORD.validate_python(line)
+            except ValidationError:
+                continue
+            if isinstance(rec, Event):
+                self.log.apply(rec)
+            elif self._baseline is None:
+                state.take(self.log, rec)
 
     def _apply(self, rows: list[Any], state: Mirror) -> None:
         keyed = []
@@ -356,24 +351,30 @@ class HatchetProvider:
         target = 2 * retries + (1 if started or r.status == V1TaskStatus.CANCELLED else 0)
         s = dag.stage(name)
         while node.logged < target:
+            n = node.logged // 2 + 1  # the attempt this step records
             if node.logged % 2 == 0:
                 try:
                     inp = s.build(self.log.pipe, state.outputs, track)
-                except _INPUT_NOT_READY:
+                except INPUT_NOT_READY:
                     return  # a parent's output not seen yet (e.g. a retried track): next poll
-                self.log.started(name, track, inp)
+                payload = inp.model_dump(mode="json")
+                self.log.apply(Started(stage=name, track=track, attempt=n, input=payload))
             else:
-                err = r.error_message or f"attempt {node.logged // 2 + 1} failed"
-                self.log.failed(name, track, _one_line(err), final=False)
+                err = _one_line(r.error_message or f"attempt {n} failed")
+                self.log.apply(Failed(stage=name, track=track, attempt=n, error=err, final=False))
             node.logged += 1
+        # The last attempt (a worker's streamed start may have counted further).
+        last = max(1, (node.logged + 1) // 2, self.log.attempts(name, track))
         marker = failed_marker(r.output) if r.status == V1TaskStatus.COMPLETED else None
         if marker is not None:
             # A non-critical stage failed for good; its task completed so its children run.
-            self.log.failed(name, track, _one_line(marker), final=True)
+            err = _one_line(marker)
+            self.log.apply(Failed(stage=name, track=track, attempt=last, error=err, final=True))
             state.failures.append((name, marker))
             node.final = True
         elif r.status == V1TaskStatus.COMPLETED:
-            state.settle(name, track, self.log.done(name, track, r.output or {}))
+            done = Done(stage=name, track=track, attempt=last, output=r.output or {})
+            state.settle(name, track, self.log.apply(done))
         elif r.status in (V1TaskStatus.FAILED, V1TaskStatus.CANCELLED):
             # Until the run is over a FAILED listing may be followed by another attempt: the
             # engine lists it between retries, and after a failed delivery to a worker, which
@@ -381,7 +382,7 @@ class HatchetProvider:
             if not state.run_over:
                 return
             err = _one_line(r.error_message or f"task {r.status.value.lower()}")
-            self.log.failed(name, track, err, final=True)
+            self.log.apply(Failed(stage=name, track=track, attempt=last, error=err, final=True))
             state.failures.append((name, err))
             node.final = True
 

@@ -6,11 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reflector_cli.pipeline import dag
+from reflector_cli.providers.recorder import Done, Failed, Recorder, Started
+from reflector_cli.providers.scheduler import put_output
 
 
 class Node:
-    """What has been recorded in the RunLog for one (stage, track)."""
+    """What has been recorded for one (stage, track)."""
 
     def __init__(self) -> None:
         self.logged = 0  # events recorded: start1, fail1, start2, ... (see _target)
@@ -26,24 +27,37 @@ class Mirror:
         self.failures: list[tuple[str, str]] = []
         self.run_over = False  # the engine run is terminal: a FAILED task won't be retried
         self.disagree_since: float | None = None  # listing terminal, core tables not (yet)
+        self.streamed = 0  # stage records taken from the workers' stream (see `take`)
 
     def settle(self, name: str, track: int | None, out: BaseModel) -> None:
         """`out` is the node's final output (done or reused): nothing more to mirror for it."""
-        _put_output(self.outputs, name, track, out)
+        put_output(self.outputs, name, track, out)
         self.nodes.setdefault((name, track), Node()).final = True
 
     def output(self, name: str, track: int | None) -> BaseModel:
         out = self.outputs[name]
         return out if track is None else out[track]
 
-
-def _put_output(outputs: dict[str, Any], name: str, track: int | None, out: Any) -> None:
-    """Store a stage output the way dag.Stage.build reads it (per-track: list by track)."""
-    if track is None:
-        outputs[name] = out
-        return
-    n_tracks = dag.track_count(outputs) or 0
-    n = max(track + 1, len(outputs.get(name) or []), n_tracks)
-    slots = (list(outputs.get(name) or []) + [None] * n)[:n]
-    slots[track] = out
-    outputs[name] = slots
+    def take(self, log: Recorder, rec: Started | Failed | Done) -> None:
+        """Apply a record a worker streamed. One for an attempt whose start is not recorded
+        (its Started line was missed) is left to the task listing, which knows the attempt."""
+        node = self.nodes.setdefault((rec.stage, rec.track), Node())
+        if node.final:
+            return
+        if isinstance(rec, Started):
+            self.streamed += 1
+            log.apply(rec)
+            node.logged = max(node.logged, 2 * rec.attempt - 1)
+            return
+        if log.attempts(rec.stage, rec.track) < rec.attempt:
+            return
+        self.streamed += 1
+        if isinstance(rec, Done):
+            self.settle(rec.stage, rec.track, log.apply(rec))
+            return
+        log.apply(rec)
+        if rec.final:
+            self.failures.append((rec.stage, rec.error))
+            node.final = True
+        else:
+            node.logged = max(node.logged, 2 * rec.attempt)

@@ -40,9 +40,8 @@ def start_worker(
             name, slots=slots, workflows=workflows, labels={STORAGE_LABEL: storage_id(s)}
         )
     lifeline.bind_spawned_children()  # the SDK's listener process ends with this one
-    graceful = signal.getsignal(signal.SIGTERM)  # the SDK's: pause, drain, stop the listener
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lifeline.bounded_stop(graceful))
+    # The SDK's SIGTERM handler: pause, drain, stop the listener.
+    lifeline.bound_stop_signals((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
     worker.start()
 
 

@@ -17,8 +17,8 @@ from reflector_cli.providers.hatchet.common import (
     task_name,
 )
 from reflector_cli.providers.hatchet.mirror import Mirror
-from reflector_cli.providers.local import RunOutcome
-from reflector_cli.providers.runlog import RunLog
+from reflector_cli.providers.recorder import Recorder
+from reflector_cli.providers.scheduler import RunOutcome
 
 
 def replay_engine_run(prov: Any, old_run: dict[str, Any]) -> RunOutcome:
@@ -59,7 +59,7 @@ def replay_engine_run(prov: Any, old_run: dict[str, Any]) -> RunOutcome:
     return prov.follow(str(engine_run_id), state)
 
 
-def _reuse_old(log: RunLog, old_run_id: str, replayed: set[str]) -> Mirror:
+def _reuse_old(log: Recorder, old_run_id: str, replayed: set[str]) -> Mirror:
     """Record the old run's finished stages outside `replayed` as reused; the mirror's start."""
     state = Mirror()
     rows = [

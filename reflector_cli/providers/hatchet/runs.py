@@ -14,8 +14,8 @@ from reflector_cli.providers.hatchet.common import (
     listing_since,
 )
 from reflector_cli.providers.hatchet.follow import HatchetProvider
-from reflector_cli.providers.local import RunOutcome
-from reflector_cli.providers.runlog import RunLog
+from reflector_cli.providers.recorder import Recorder
+from reflector_cli.providers.scheduler import RunOutcome
 from reflector_cli.store.repo import Store
 
 # --------------------------------------------------------------------------- no-wait runs
@@ -48,7 +48,7 @@ def submit_run(
             if not was_ended:
                 store.set_status(pipe.transcript_id, "processing")
             sink("STATUS", {"value": "processing"})
-            log = RunLog(store, settings, pipe, run_id, sink, reuse=not force)
+            log = Recorder(store, settings, pipe, run_id, sink, reuse=not force)
             try:
                 HatchetProvider(settings, log, no_wait=True).submit()
             except BaseException as exc:
@@ -90,7 +90,7 @@ def sync_run(store: Store, run_id: str, settings: Settings) -> dict[str, Any]:
     try:
         primary = run["role"] == "primary"
         sink = EventSink(store, pipe.transcript_id, run_id)
-        log = RunLog(store, settings, pipe, run_id, sink, reuse=False, hooks=primary)
+        log = Recorder(store, settings, pipe, run_id, sink, reuse=False, hooks=primary)
         prov = HatchetProvider(settings, log, since=listing_since(run))
         engine_run_id = str(run["engine_run_id"])
         state = prov.restore()

@@ -37,7 +37,7 @@ from reflector_cli.providers.hatchet.common import (
     log,
     node_key,
 )
-from reflector_cli.providers.runlog import short_error
+from reflector_cli.providers.recorder import Done, Event, Failed, Started, short_error
 
 PROGRESS_EVERY_S = 0.5
 # Engine slots per heavy slot. The engine's scheduler sees slots a task frees only at its next
@@ -103,7 +103,16 @@ def _extend(ctx: Context, registered: timedelta, wanted: timedelta) -> None:
         ctx.refresh_timeout(wanted - registered)
 
 
-def _emitter(ctx: Context, name: str, track: int | None) -> Callable[[str, dict[str, Any]], None]:
+def _report(ctx: Context, rec: Started | Failed | Done | Event) -> None:
+    """Send a record to the submitter on the run's event stream (best effort: the submitter
+    reconciles with the engine's task listing)."""
+    try:
+        ctx.put_stream(rec.model_dump_json())
+    except Exception as exc:  # noqa: BLE001 - a lost record is not a failed stage
+        log.warning("record not streamed (%s): %s", rec.kind, exc)
+
+
+def _emitter(ctx: Context) -> Callable[[str, dict[str, Any]], None]:
     last = [0.0]
 
     def emit(event_type: str, data: dict[str, Any]) -> None:
@@ -113,8 +122,7 @@ def _emitter(ctx: Context, name: str, track: int | None) -> Callable[[str, dict[
             if now - last[0] < PROGRESS_EVERY_S:
                 return
             last[0] = now
-        line = {"stage": name, "track": track, "type": event_type, "data": data}
-        ctx.put_stream(json.dumps(line, default=str))
+        _report(ctx, Event(type=event_type, data=json.loads(json.dumps(data, default=str))))
 
     return emit
 
@@ -138,23 +146,21 @@ def _call(
     _backoff(stage, settings, ctx)
     if not stage.light:
         _GATE.acquire(ctx)
+    attempt = ctx.attempt_number
+    payload = inp.model_dump(mode="json")
     try:
+        _report(ctx, Started(stage=stage.name, track=track, attempt=attempt, input=payload))
         out = run_stage(
-            stage.name,
-            inp.model_dump(mode="json"),
-            settings,
-            track=track,
-            attempt=ctx.attempt_number,
-            emit_fn=_emitter(ctx, stage.name, track),
+            stage.name, payload, settings, track=track, attempt=attempt, emit_fn=_emitter(ctx)
         )
     except Exception as exc:
-        last = (
-            isinstance(exc, UserError)
-            or ctx.attempt_number >= stage.retry_policy(settings).max_attempts
-        )
+        last = isinstance(exc, UserError) or attempt >= stage.retry_policy(settings).max_attempts
+        error = short_error(exc)
+        rec = Failed(stage=stage.name, track=track, attempt=attempt, error=error, final=last)
+        _report(ctx, rec)
         if not stage.critical and last:
             log.warning("non-critical %s track=%s failed: %s", stage.name, track, exc)
-            return StageFailed(stage_failed=short_error(exc))
+            return StageFailed(stage_failed=error)
         if isinstance(exc, UserError):
             # Bad input never gets better: tell the engine not to retry.
             raise NonRetryableException(str(exc)) from exc
@@ -163,6 +169,7 @@ def _call(
         if not stage.light:
             _GATE.release()
     log.info("done %s track=%s", stage.name, track)
+    _report(ctx, Done(stage=stage.name, track=track, attempt=attempt, output=out))
     return stage.output_model.model_validate(out)
 
 
