@@ -1,8 +1,9 @@
-"""Issue 15's throughput figures: `reflector process A B C D` (one call) against the same
-recordings in separate calls one after another — wall time, meetings per hour, ratio; with
+"""Issue 15's throughput figures: `reflector process A B C D` pipelined (one call) against the
+same recordings one after another (separate calls, and one call with `--parallel 1`), rounds
+alternated — wall time medians, meetings per hour, ratios, cores kept busy; with
 `--providers`, 6 recordings submitted at once to 2 Hatchet and 2 Celery workers.
 
-    .venv/bin/python benchmarks/throughput.py [--meeting DIR] [--count 4]
+    .venv/bin/python benchmarks/throughput.py [--meeting DIR] [--count 4] [--rounds 3]
     .venv/bin/python benchmarks/throughput.py --providers [--count 6] [--workers 2 --slots 1]
 
 Copies of the meeting get distinct recording ids (the id hashes the folder's content, so each
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -22,6 +24,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -63,40 +66,113 @@ def process_cmd(folders: list[Path], data: Path, *extra: str) -> list[str]:
     ]
 
 
-def local(folders: list[Path], work: Path) -> dict:
+# The local modes compared, each on fresh data dirs every round: the recordings in separate
+# calls one after another (what `process A B C D` did before), in one call one at a time on
+# the shared pool (`--parallel 1`: warm workers, no overlap), and pipelined (the default).
+MODES = ("separate", "one-by-one", "pipelined")
+
+
+def _mode(mode: str, folders: list[Path], data: Path, parallel: int | None) -> dict:
     env = proctree.clean_env()
-    one = proctree.run(process_cmd(folders, work / "one-call"), env=env, cwd=work)
-    console.print(f"one call, {len(folders)} recordings: {one.wall_s:.1f} s")
-    t0 = time.perf_counter()
-    each = [proctree.run(process_cmd([f], work / "separate"), env=env, cwd=work) for f in folders]
-    separate = time.perf_counter() - t0
-    console.print(f"separate calls: {separate:.1f} s")
+    data.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "separate":
+        runs = [proctree.run(process_cmd([f], data), env=env, cwd=data.parent) for f in folders]
+    else:
+        extra = ["--parallel", "1"] if mode == "one-by-one" else []
+        if mode == "pipelined" and parallel:
+            extra = ["--parallel", str(parallel)]
+        runs = [proctree.run(process_cmd(folders, data, *extra), env=env, cwd=data.parent)]
+        docs = json.loads(runs[0].stdout)
+        if [d.get("status") for d in docs] != ["ended"] * len(folders):
+            raise SystemExit(f"{mode}: not every recording ended: {docs}")
+    wall, cpu = sum(r.wall_s for r in runs), sum(r.cpu_s for r in runs)
     return {
-        "count": len(folders),
-        "one_call_s": one.wall_s,
-        "one_call_max_running_threads": one.max_running,
-        "one_call_mean_running_threads": one.mean_running,
-        "separate_s": separate,
-        "separate_each_s": [s.wall_s for s in each],
-        "separate_max_running_threads": max(s.max_running for s in each),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "busy_cores": cpu / wall,  # mean cores kept busy over the whole batch
+        "max_running_threads": max(r.max_running for r in runs),
+        **heavy_occupancy(data / "reflector.sqlite3"),
     }
 
 
-def print_local(doc: dict) -> None:
-    n = doc["count"]
-    t = Table(title=f"{n} recordings, local provider: one call vs one after another")
-    for col in ("mode", "wall s", "meetings / hour", "max running threads"):
-        t.add_column(col, justify="left" if col == "mode" else "right")
-    for mode, key, threads in (
-        (f"process A…({n}) in one call", "one_call_s", doc["one_call_max_running_threads"]),
-        (f"{n} separate calls", "separate_s", doc["separate_max_running_threads"]),
-    ):
-        t.add_row(mode, f"{doc[key]:.1f}", f"{n * 3600 / doc[key]:.0f}", f"{threads}")
-    console.print(t)
-    console.print(
-        f"one call / separate calls: {doc['one_call_s'] / doc['separate_s']:.2f}× the time "
-        f"(cores {proctree.cores()})"
+HEAVY = ("pad_track", "transcribe_track", "mixdown_tracks", "generate_waveform")
+
+
+def heavy_occupancy(db: Path) -> dict:
+    """From the stored stage times: the share of the batch (first run created → last run
+    ended) with no heavy stage running, and the mean heavy stages in flight. Both stretch
+    alike under load, so they show the pipelining where wall times only show CPU share."""
+    conn = sqlite3.connect(db)
+    try:
+        runs = conn.execute("SELECT min(created_at), max(ended_at) FROM runs").fetchone()
+        spans = conn.execute(
+            f"SELECT started_at, ended_at FROM stage_runs WHERE stage IN {HEAVY}"
+            " AND started_at IS NOT NULL AND ended_at IS NOT NULL"
+        ).fetchall()
+    finally:
+        conn.close()
+    t0, t1 = (datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in runs)
+    edges = sorted(
+        (datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp(), step)
+        for span in spans
+        for t, step in zip(span, (1, -1), strict=True)
     )
+    idle = busy = 0.0
+    now, prev = 0, t0
+    for t, step in edges:
+        if now == 0:
+            idle += t - prev
+        busy += now * (t - prev)
+        now, prev = now + step, t
+    idle += t1 - prev
+    return {"workers_idle_share": idle / (t1 - t0), "heavy_in_flight": busy / (t1 - t0)}
+
+
+def local(folders: list[Path], work: Path, rounds: int, parallel: int | None) -> dict:
+    """Every mode once per round, the order alternated round by round (the load drifts)."""
+    per: dict[str, list[dict]] = {m: [] for m in MODES}
+    for k in range(rounds):
+        order = MODES if k % 2 == 0 else MODES[::-1]
+        for mode in order:
+            res = _mode(mode, folders, work / f"round-{k + 1}" / mode, parallel)
+            per[mode].append(res)
+            console.print(
+                f"round {k + 1} {mode}: {res['wall_s']:.1f} s, CPU {res['cpu_s']:.1f} s, "
+                f"{res['busy_cores']:.2f} cores busy, no heavy stage "
+                f"{res['workers_idle_share']:.0%} of the time, heavy in flight "
+                f"{res['heavy_in_flight']:.2f} ({proctree.load_average()})"
+            )
+    return {"count": len(folders), "rounds": rounds, "parallel": parallel, "modes": per}
+
+
+def print_local(doc: dict) -> None:
+    n, per = doc["count"], doc["modes"]
+    t = Table(title=f"{n} recordings, local provider, {doc['rounds']} alternated rounds")
+    cols = ("mode", "wall s median (min–max)", "meetings / hour", "CPU s", "cores busy")
+    cols += ("no heavy stage", "heavy in flight", "max R")
+    for col in cols:
+        t.add_column(col, justify="left" if col == "mode" else "right")
+    med = {m: statistics.median(r["wall_s"] for r in per[m]) for m in MODES}
+    for m in MODES:
+        rs = per[m]
+        t.add_row(
+            m,
+            proctree.spread([r["wall_s"] for r in rs]),
+            f"{n * 3600 / med[m]:.0f}",
+            f"{statistics.median(r['cpu_s'] for r in rs):.1f}",
+            f"{statistics.median(r['busy_cores'] for r in rs):.2f} / {proctree.cores()}",
+            f"{statistics.median(r['workers_idle_share'] for r in rs):.0%}",
+            f"{statistics.median(r['heavy_in_flight'] for r in rs):.2f}",
+            str(max(r["max_running_threads"] for r in rs)),
+        )
+    console.print(t)
+    for m in ("separate", "one-by-one"):
+        ratios = [p["wall_s"] / o["wall_s"] for p, o in zip(per["pipelined"], per[m], strict=True)]
+        console.print(
+            f"pipelined / {m}: {med['pipelined'] / med[m]:.2f}× the time "
+            f"(per round {min(ratios):.2f}–{max(ratios):.2f}); "
+            f"{med[m] / med['pipelined']:.2f}× the meetings per hour"
+        )
 
 
 def submit_all(folders: list[Path], data: Path, provider: str, env: dict[str, str]) -> dict:
@@ -187,6 +263,8 @@ def main() -> None:
     ap.add_argument("--providers", action="store_true", help="Hatchet and Celery workers")
     ap.add_argument("--workers", type=int, default=2, help="workers per provider")
     ap.add_argument("--slots", type=int, default=1, help="slots / concurrency per worker")
+    ap.add_argument("--rounds", type=int, default=3, help="alternated rounds (local)")
+    ap.add_argument("--parallel", type=int, help="pipelined mode's --parallel (default: its own)")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = ap.parse_args()
     count = args.count or (6 if args.providers else 4)
@@ -198,7 +276,7 @@ def main() -> None:
             doc = providers(folders, work, args)
             print_providers(doc, args)
         else:
-            doc = local(folders, work)
+            doc = local(folders, work, args.rounds, args.parallel)
             print_local(doc)
     console.print(f"{proctree.load_average()} after")
     if args.json:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,6 +19,7 @@ from reflector_cli.commands.base import (
     check_formats,
     emit_json,
     err,
+    json_error,
     open_store,
     out,
     progress_enabled,
@@ -28,6 +29,9 @@ from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import UserError, one_line
 from reflector_cli.providers import registry
 from reflector_cli.views.outputs import RenderContext, parse_formats, write_outputs
+
+if TYPE_CHECKING:
+    from reflector_cli.runs.process import ProcessResult
 
 # --------------------------------------------------------------------------- process
 
@@ -81,6 +85,14 @@ def process(
     workers: Annotated[
         int | None,
         typer.Option(help="Stages run in parallel (local).", show_default="CPU count"),
+    ] = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            help="With several recordings: how many are in flight at once, pipelined over one "
+            "shared worker pool ($REFLECTOR_PARALLEL).",
+            show_default="half the workers, at least 2",
+        ),
     ] = None,
     crosstalk: Annotated[
         OnOff | None,
@@ -151,6 +163,7 @@ def process(
         device=device,
         beam_size=beam_size,
         workers=workers,
+        parallel=parallel,
         wait_for_worker_s=wait_for_worker,
         crosstalk=None if crosstalk is None else crosstalk is OnOff.on,
     )
@@ -168,12 +181,22 @@ def process(
     if no_wait:
         _submit_no_wait(recordings, settings, provider, force, not no_deliver, as_json)
         return
-    results: list[dict[str, Any]] = []
-    failed = False
-    taken: set[str] = set()  # file base names written by this call (same title, same day)
-    for source in recordings:
-        show_live = progress_enabled(as_json)
-        display = LiveDisplay(err) if show_live else None
+    report = _Report(settings, formats, output_dir, as_json)
+    if len(recordings) > 1:
+        from reflector_cli.commands.process_batch import process_batch
+
+        process_batch(
+            recordings,
+            settings,
+            provider=provider.value if provider else None,
+            force=force,
+            deliver=not no_deliver,
+            shadow=shadow.value if shadow else None,
+            report=report,
+        )
+    else:
+        source = recordings[0]
+        display = LiveDisplay(err) if progress_enabled(as_json) else None
         if display:
             display.__enter__()
         try:
@@ -189,7 +212,32 @@ def process(
         finally:
             if display:
                 display.__exit__(None, None, None)
-        results.append(res.view)
+        report.result(source, res)
+    results, failed = report.docs, report.failed
+    if as_json:
+        emit_json(results[0] if len(results) == 1 else results)
+    if failed:
+        raise typer.Exit(1)
+
+
+class _Report:
+    """What the command prints for each recording's result, as each one finishes."""
+
+    def __init__(
+        self, settings: Settings, formats: list[str], output_dir: Path | None, as_json: bool
+    ) -> None:
+        self.settings, self.formats, self.output_dir, self.as_json = (
+            settings,
+            formats,
+            output_dir,
+            as_json,
+        )
+        self.docs: list[dict[str, Any]] = []
+        self.failed = False
+        self.taken: set[str] = set()  # file base names written by this call (same title, day)
+
+    def result(self, source: str, res: ProcessResult) -> None:
+        self.docs.append(res.view)
         if res.shadow:
             sh = res.shadow
             verdict = {True: "agrees", False: "DIFFERS", None: "failed"}[sh["agree"]]
@@ -199,24 +247,27 @@ def process(
                 markup=False,
             )
         if not res.ok:
-            failed = True
-            err.print(
-                Text.assemble(
-                    ("error: ", "bold red"),
-                    f"{source}: stage {res.error_stage} failed: {one_line(res.error)}",
-                ),
-                soft_wrap=True,
-                highlight=False,
+            self.error(source, f"stage {res.error_stage} failed: {one_line(res.error)}")
+            return
+        if self.output_dir is not None:
+            res.view["files"] = _write_files(
+                self.settings, res.view, self.formats, self.output_dir, self.taken
             )
-        else:
-            if output_dir is not None:
-                res.view["files"] = _write_files(settings, res.view, formats, output_dir, taken)
-            if not as_json:
-                _print_result(res.view, reused=res.reused, settings=settings)
-    if as_json:
-        emit_json(results[0] if len(results) == 1 else results)
-    if failed:
-        raise typer.Exit(1)
+        if not self.as_json:
+            _print_result(res.view, reused=res.reused, settings=self.settings)
+
+    def refused(self, source: str, message: str) -> None:
+        """A recording of several that never ran (bad input, lock held): the others go on."""
+        self.docs.append({"source": source, **json_error(message)})
+        self.error(source, message)
+
+    def error(self, source: str, message: str) -> None:
+        self.failed = True
+        err.print(
+            Text.assemble(("error: ", "bold red"), f"{source}: {message}"),
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _formats_for(output_dir: Path | None, fmt: str | None) -> list[str]:

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     crosstalk: bool = Field(
         default=True, validation_alias=AliasChoices("crosstalk", "REFLECTOR_CROSSTALK")
     )
+    # Recordings of one `process A B …` in flight at once (None: runs.batch.default_parallel).
+    parallel: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("parallel", "REFLECTOR_PARALLEL")
+    )
     include_screen_audio: bool = Field(
         default=False,
         validation_alias=AliasChoices("include_screen_audio", "REFLECTOR_INCLUDE_SCREEN_AUDIO"),

@@ -95,11 +95,20 @@ def raw_tracks_recording(event: dict[str, Any]) -> str | None:
 # --------------------------------------------------------------------------- app
 
 
+def _bounded_subprocesses(settings: Settings) -> Trigger:
+    from reflector_cli.intake.startqueue import StartQueue
+    from reflector_cli.runs.batch import default_parallel
+
+    limit = settings.parallel or default_parallel(settings.workers)
+    return StartQueue(settings, subprocess_trigger(settings), limit)
+
+
 def create_app(
     settings: Settings, trigger: Trigger | None = None, poll_interval_s: float = 0.2
 ) -> Starlette:
-    """The ASGI app; `trigger` starts processing of a recording id (default: a subprocess)."""
-    start = trigger or subprocess_trigger(settings)
+    """The ASGI app; `trigger` starts processing of a recording id (default: a subprocess,
+    at most `--parallel` of them alive at once, the rest queued in order)."""
+    start = trigger or _bounded_subprocesses(settings)
     key = settings.daily_webhook_secret
     secret = key.get_secret_value() if key else None
     api_token = settings.api_token.get_secret_value() if settings.api_token else None

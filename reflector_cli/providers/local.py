@@ -8,16 +8,19 @@ A `StagePool` may be shared by several runs (several recordings at once): pass i
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from pydantic import BaseModel
 
+from reflector_cli.core import lifeline
 from reflector_cli.core import models as m
 from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import UserError
@@ -63,8 +66,10 @@ class StagePool:
         self._lock = threading.Lock()
         self._routed: dict[str, list[Event]] = defaultdict(list)
         self._warm = False
+        self.stopped: BaseException | None = None  # see stop()
 
     def _get(self) -> WorkerPool:
+        self._raise_if_stopped()  # no new workers once the owner stopped
         with self._lock:
             if self._pool is None:
                 self._pool = WorkerPool(self.workers, _init_worker)
@@ -91,6 +96,7 @@ class StagePool:
 
     def events(self, run_id: str) -> list[Event]:
         """The events run `run_id`'s stages sent so far (each worker's before its reply)."""
+        self._raise_if_stopped()
         if self._pool is None:
             return []
         with self._lock:  # drain and route at once: a run's events stay in order
@@ -105,6 +111,21 @@ class StagePool:
     def kill(self, fut: Future, reason: str) -> None:
         if self._pool is not None:
             self._pool.kill(fut, reason)
+
+    def stop(self, exc: BaseException) -> None:
+        """A shared pool's owner was stopped (Ctrl-C, SIGTERM): every run reading its events
+        from now on stops with `exc`'s kind in its own thread (and records itself interrupted);
+        the workers are killed so running stages end at once."""
+        self.stopped = exc
+        self.close(kill=True)
+
+    def _raise_if_stopped(self) -> None:
+        exc = self.stopped
+        if exc is None:
+            return
+        if isinstance(exc, lifeline.Interrupted):
+            raise lifeline.Interrupted(exc.signum)
+        raise KeyboardInterrupt(*exc.args)
 
     def close(self, kill: bool = False) -> None:
         """Stop the workers: after their current task, or at once (`kill`)."""
@@ -129,6 +150,10 @@ class LocalExecutor:
         self._futs: dict[Future[dict[str, Any]], Node] = {}
         # Heavy stages: when each must be done (monotonic) and its timeout.
         self._deadlines: dict[Future[dict[str, Any]], tuple[float, float]] = {}
+        # Slots of heavy stages whose completion was handed to the scheduler: given back at
+        # the next wait, once their end is recorded, so stored stage times never show more
+        # heavy stages at once than the pool allows (another run may take the slot at once).
+        self._to_free = 0
 
     def start(self) -> None:
         # Overlap starting the workers and loading the model with the light first stages.
@@ -158,7 +183,13 @@ class LocalExecutor:
         self._deadlines[fut] = (time.monotonic() + timeout_s, timeout_s)
         return True
 
+    def _free_slots(self) -> None:
+        for _ in range(self._to_free):
+            self.pool.free_slot()
+        self._to_free = 0
+
     def wait(self, timeout_s: float) -> list[Started | Event | Completion]:
+        self._free_slots()
         if self._futs:
             finished, _ = wait(list(self._futs), timeout=timeout_s, return_when=FIRST_COMPLETED)
         else:
@@ -180,7 +211,7 @@ class LocalExecutor:
     def _completion(self, fut: Future[dict[str, Any]]) -> Completion:
         node = self._futs.pop(fut)
         if self._deadlines.pop(fut, None) is not None:
-            self.pool.free_slot()
+            self._to_free += 1
         try:
             return Completion(node, output=fut.result())
         except BaseException as exc:  # noqa: BLE001 - any stage failure is recorded, not raised
@@ -206,6 +237,7 @@ class LocalExecutor:
         elif kill:
             for fut in self._deadlines:
                 self.pool.kill(fut, "interrupted")
+        self._free_slots()
         for _ in self._deadlines:
             self.pool.free_slot()
         self._deadlines.clear()
@@ -227,4 +259,22 @@ class LocalProvider(Scheduler):
         rerun: Iterable[str] = (),
         pool: StagePool | None = None,
     ) -> None:
+        # A batch of recordings (runs.batch) sets its shared pool for each recording's thread:
+        # the run driver in between needs no parameter for it.
+        pool = pool if pool is not None else _shared.get()
         super().__init__(settings, log, LocalExecutor(settings, log, pool), rerun=rerun)
+
+
+_shared: contextvars.ContextVar[StagePool | None] = contextvars.ContextVar(
+    "shared_stage_pool", default=None
+)
+
+
+@contextlib.contextmanager
+def using_pool(pool: StagePool | None) -> Iterator[None]:
+    """LocalProviders built in this block (this thread) use `pool` unless given another."""
+    token = _shared.set(pool)
+    try:
+        yield
+    finally:
+        _shared.reset(token)

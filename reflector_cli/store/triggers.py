@@ -67,6 +67,30 @@ class Triggers:
             (pid, now_iso(), recording_id),
         )
 
+    def queue(self, recording_id: str) -> None:
+        """A claimed run waits for a place (see intake.startqueue); it stays claimed by us."""
+        self.store.conn.execute(
+            "UPDATE triggers SET status = 'queued', updated_at = ?"
+            " WHERE recording_id = ? AND status = 'claimed'",
+            (now_iso(), recording_id),
+        )
+
+    def queued(self) -> list[str]:
+        rows = self.store._all(
+            "SELECT recording_id FROM triggers WHERE status = 'queued'"
+            " ORDER BY claimed_at, recording_id"
+        )
+        return [r["recording_id"] for r in rows]
+
+    def take(self, recording_id: str) -> bool:
+        """True for exactly one taker of a queued run (two servers on one data dir)."""
+        cur = self.store.conn.execute(
+            "UPDATE triggers SET status = 'claimed', updated_at = ?"
+            " WHERE recording_id = ? AND status = 'queued'",
+            (now_iso(), recording_id),
+        )
+        return cur.rowcount == 1
+
     def get(self, recording_id: str) -> dict[str, Any] | None:
         return self.store._one("SELECT * FROM triggers WHERE recording_id = ?", (recording_id,))
 

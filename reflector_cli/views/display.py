@@ -38,7 +38,7 @@ class LiveDisplay:
             console=console,
             transient=False,
         )
-        self.rows: dict[tuple[str, int | None], TaskID] = {}
+        self.rows: dict[tuple[str, str, int | None], TaskID] = {}
 
     def __enter__(self) -> LiveDisplay:
         self.progress.start()
@@ -47,16 +47,21 @@ class LiveDisplay:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def _row(self, stage: str, track: int | None) -> TaskID:
-        key = (stage, track)
+    def _row(self, stage: str, track: int | None, prefix: str = "") -> TaskID:
+        key = (prefix, stage, track)
         if key not in self.rows:
             label = stage if track is None else f"{stage} · track {track}"
+            label = f"{prefix}: {label}" if prefix else label
             self.rows[key] = self.progress.add_task(label, total=None, state="queued")
         return self.rows[key]
 
-    def event(self, event_type: str, data: dict[str, Any]) -> None:
+    def for_recording(self, label: str) -> RecordingRows:
+        """An observer for one of several recordings shown at once (rows named by `label`)."""
+        return RecordingRows(self, label)
+
+    def event(self, event_type: str, data: dict[str, Any], prefix: str = "") -> None:
         if event_type == "STAGE":
-            row = self._row(data["stage"], data.get("track"))
+            row = self._row(data["stage"], data.get("track"), prefix)
             state = data["state"]
             label = STATE_STYLE.get(state, state)
             if data.get("attempt", 0) > 1 and state in {"started", "retrying"}:
@@ -67,6 +72,16 @@ class LiveDisplay:
             else:
                 self.progress.update(row, state=label)
         elif event_type == "PROGRESS" and data.get("stage"):
-            row = self._row(data["stage"], data.get("track"))
+            row = self._row(data["stage"], data.get("track"), prefix)
             total = float(data.get("total") or 0) or None
             self.progress.update(row, total=total, completed=float(data.get("done") or 0))
+
+
+class RecordingRows:
+    """One recording's events into a shared LiveDisplay (rich's Progress is thread-safe)."""
+
+    def __init__(self, display: LiveDisplay, label: str) -> None:
+        self.display, self.label = display, label
+
+    def event(self, event_type: str, data: dict[str, Any]) -> None:
+        self.display.event(event_type, data, self.label)
