@@ -21,27 +21,11 @@ from reflector_cli import models as m
 from reflector_cli.config import Settings
 from reflector_cli.errors import UserError
 from reflector_cli.execute import run_stage, warm_up
+from reflector_cli.providers.local_task import init_worker, pool_task
 from reflector_cli.providers.workerpool import RemoteError, WorkerDied, WorkerPool
 from reflector_cli.runlog import RunLog, short_error
 
 Node = tuple[str, int | None]
-
-_events: Any = None  # the worker side of the event queue (set by the pool initializer)
-
-
-def _init_worker(events: Any) -> None:
-    global _events
-    _events = events
-
-
-def _pool_task(
-    name: str, payload: dict[str, Any], settings: Settings, track: int | None, attempt: int
-) -> dict[str, Any]:
-    def emit(event_type: str, data: dict[str, Any]) -> None:
-        _events.put((event_type, data))
-
-    return run_stage(name, payload, settings, track=track, attempt=attempt, emit_fn=emit)
-
 
 @dataclass
 class RunOutcome:
@@ -126,7 +110,7 @@ class LocalProvider:
 
     def _pool_for(self) -> WorkerPool:
         if self._pool is None:
-            self._pool = WorkerPool(self.settings.workers, _init_worker)
+            self._pool = WorkerPool(self.settings.workers, init_worker)
             self._events = self._pool.events
         return self._pool
 
@@ -183,7 +167,7 @@ class LocalProvider:
         if heavy >= self.settings.workers:
             return False
         attempt = self.log.started(name, track, inp)
-        fut = self._pool_for().submit(_pool_task, name, payload, self.settings, track, attempt)
+        fut = self._pool_for().submit(pool_task, name, payload, self.settings, track, attempt)
         st.inflight[fut] = node
         limit = self._timeout(s, st)
         st.deadlines[fut] = (time.monotonic() + limit, limit)
