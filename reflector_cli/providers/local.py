@@ -27,6 +27,7 @@ from reflector_cli.runlog import RunLog, short_error
 
 Node = tuple[str, int | None]
 
+
 @dataclass
 class RunOutcome:
     status: str  # ended | error
