@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("tracks", nargs="+", help="FILE@OFFSET_S")
     ap.add_argument("--model", required=True)
     ap.add_argument("--compute-type", default="int8")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--threads", type=int, default=0, help="0: faster-whisper's default")
     ap.add_argument("--beam-size", type=int, default=1)
     ap.add_argument("--language", default="en")
@@ -56,7 +57,7 @@ def main() -> None:
     t0 = time.perf_counter()
     model = WhisperModel(
         args.model,
-        device="cpu",
+        device=args.device,
         compute_type=args.compute_type,
         cpu_threads=args.threads,
         local_files_only=True,

@@ -33,6 +33,14 @@ from reflector_cli.sources.folder import scan_folder  # noqa: E402
 console = Console(stderr=True)
 ROUTES = ("reflector", "mix+whisper", "whisper per track")
 BARS = {"mix+whisper": 0.65, "whisper per track": 0.60}
+# With a GPU, the same two-way comparison on CUDA (float16; reflector batches by default).
+GPU_ROUTES = ("reflector cuda", "mix+whisper cuda")
+
+
+def gpu_count() -> int:
+    import ctranslate2
+
+    return ctranslate2.get_cuda_device_count()
 
 
 def _ts(text: str) -> float:
@@ -66,26 +74,25 @@ def commands(meeting: Path, args: argparse.Namespace, work: Path, i: int) -> dic
     tracks = [f"{t.path.resolve()}@{t.offset_s}" for t in scan_folder(meeting).tracks]
     peer = [sys.executable, str(ROOT / "benchmarks" / "peer.py")]
     opts = ["--model", args.model, "--threads", str(args.peer_threads)]
+    ours = [*proctree.reflector_cmd(), "process", str(meeting.resolve()), "--json"]
+    cuda = ["--device", "cuda", "--compute-type", "float16"]
     return {
-        "reflector": [
-            *proctree.reflector_cmd(),
-            "process",
-            str(meeting.resolve()),
-            "--json",
-            "--data-dir",
-            str(work / f"data-{i}"),
-        ],
+        "reflector": [*ours, "--data-dir", str(work / f"data-{i}")],
         "mix+whisper": [*peer, "mix", *opts, *tracks],
         "whisper per track": [*peer, "tracks", *opts, *tracks],
+        "reflector cuda": [*ours, "--device", "cuda", "--data-dir", str(work / f"gpu-{i}")],
+        "mix+whisper cuda": [*peer, "mix", *opts, *cuda, *tracks],
     }
 
 
 def measure(args: argparse.Namespace, work: Path) -> tuple[dict[str, list[Sample]], list[dict]]:
-    samples: dict[str, list[Sample]] = {r: [] for r in ROUTES}
+    routes = ROUTES + (GPU_ROUTES if args.gpus else ())
+    samples: dict[str, list[Sample]] = {r: [] for r in routes}
     inside: list[dict] = []
     for i in range(args.pairs):
         cmds = commands(args.meeting, args, work, i)
-        order = ROUTES[i % 3 :] + ROUTES[: i % 3]  # rotate, so no route always runs first
+        k = i % len(routes)
+        order = routes[k:] + routes[:k]  # rotate, so no route always runs first
         for route in order:
             s = proctree.run(cmds[route], env=proctree.clean_env(), cwd=work)
             samples[route].append(s)
@@ -107,7 +114,8 @@ def report(samples: dict[str, list[Sample]], inside: list[dict], args: argparse.
     )
     for col in cols:
         t.add_column(col, justify="left" if col == "route" else "right")
-    doc: dict = {"meeting": str(args.meeting), "pairs": args.pairs, "load": args.load, "routes": {}}
+    doc: dict = {"meeting": str(args.meeting), "pairs": args.pairs, "load": args.load}
+    doc |= {"gpus": args.gpus, "routes": {}}
     for route, ss in samples.items():
         walls = [s.wall_s for s in ss]
         mr = max(s.max_running for s in ss)
@@ -130,14 +138,17 @@ def report(samples: dict[str, list[Sample]], inside: list[dict], args: argparse.
     r = Table(title="reflector / peer (per round; bar on an idle machine, 1.0 under --load)")
     for col in ("peer", "ratio of medians", "per-round median (min–max)", "bar", "CPU s ratio"):
         r.add_column(col, justify="left" if col == "peer" else "right")
-    ours = [s.wall_s for s in samples["reflector"]]
-    for peer in ("mix+whisper", "whisper per track"):
+    pairs = [("reflector", "mix+whisper"), ("reflector", "whisper per track")]
+    if args.gpus:
+        pairs.append(GPU_ROUTES)
+    for us, peer in pairs:
+        ours = [s.wall_s for s in samples[us]]
         theirs = [s.wall_s for s in samples[peer]]
         per = [a / b for a, b in zip(ours, theirs, strict=True)]
-        bar = 1.0 if args.load else BARS[peer]
+        bar = 1.0 if args.load else BARS.get(peer, 1.0)
         med = statistics.median(ours) / statistics.median(theirs)
         # CPU seconds hardly depend on the machine's load; on a saturated machine wall follows them.
-        cpu = statistics.median(s.cpu_s for s in samples["reflector"]) / statistics.median(
+        cpu = statistics.median(s.cpu_s for s in samples[us]) / statistics.median(
             s.cpu_s for s in samples[peer]
         )
         r.add_row(peer, f"{med:.2f}×", spread(per) + "×", f"≤ {bar:.2f}", f"{cpu:.2f}×")
@@ -166,7 +177,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.pairs < 1:
         ap.error("--pairs must be at least 1")
+    args.gpus = gpu_count()
     console.print(f"{proctree.load_average()} before measuring")
+    console.print(
+        f"GPU: {args.gpus} CUDA device(s), CUDA routes added"
+        if args.gpus
+        else "GPU: none (CTranslate2 sees no CUDA device): CPU routes only"
+    )
     noise = proctree.competitor() if args.load else None
     try:
         with tempfile.TemporaryDirectory(prefix="reflector-sfr-") as tmp:

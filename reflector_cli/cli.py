@@ -6,15 +6,23 @@ Commands live in `reflector_cli/commands/`, one module per group; importing them
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import signal
 import sqlite3
 import sys
+import threading
 
 from reflector_cli.core import lifeline
 
 lifeline.exit_on_stop_signals()  # until main() takes over (see there)
+
+# The `reflector` script or `python -m reflector_cli.cli`, not an import from elsewhere.
+if os.path.basename(sys.argv[0]) in ("reflector", "cli.py") and sys.argv[1:2] == ["process"]:
+    from reflector_cli.providers.early import start_for
+
+    start_for(sys.argv[1:])
 
 from rich.text import Text  # noqa: E402 - after the handlers: importing takes seconds
 
@@ -54,6 +62,20 @@ def _interrupted(signum: int) -> None:
         os._exit(128 + signum)  # what a shell reports for a command stopped by that signal
 
 
+def _exit_now(code: int) -> None:
+    """The command is done (its store closed, its output written): run the exit handlers and
+    flush, then end without tearing down every module and object one by one, which took
+    ~1 s after `process` had printed its result. Non-daemon threads are waited for, as a
+    normal exit would."""
+    for thread in threading.enumerate():
+        if not thread.daemon and thread is not threading.main_thread():
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main() -> None:
     lifeline.handle_stop_signals()
     try:
@@ -63,10 +85,12 @@ def main() -> None:
         _fail(str(exc))
     except KeyboardInterrupt:
         _interrupted(lifeline.stopped_by or signal.SIGINT)
-    except SystemExit:
-        if lifeline.stopped_by is None:
-            raise
-        _interrupted(lifeline.stopped_by)  # the CLI framework turned the stop into an exit
+    except SystemExit as exc:
+        if lifeline.stopped_by is not None:
+            _interrupted(lifeline.stopped_by)  # the CLI framework turned the stop into an exit
+        if exc.code is None or isinstance(exc.code, int):
+            _exit_now(exc.code or 0)
+        raise
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
         if os.environ.get("REFLECTOR_DEBUG"):
             raise

@@ -109,6 +109,13 @@ def process(
         int | None,
         typer.Option(help="Whisper beam size, 1 = greedy (default 1; $REFLECTOR_BEAM_SIZE)."),
     ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Speech chunks decoded together; 1 = in sequence "
+            "(default 1 on CPU, 8 on CUDA; $REFLECTOR_BATCH_SIZE).",
+        ),
+    ] = None,
     no_deliver: Annotated[
         bool, typer.Option("--no-deliver", help="Skip Zulip and webhook delivery.")
     ] = False,
@@ -162,6 +169,7 @@ def process(
         cpu_threads=threads,
         device=device,
         beam_size=beam_size,
+        batch_size=batch_size,
         workers=workers,
         parallel=parallel,
         wait_for_worker_s=wait_for_worker,

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     cpu_threads: int = Field(
         default=1, ge=1, validation_alias=AliasChoices("cpu_threads", "REFLECTOR_CPU_THREADS")
     )
+    # Speech chunks decoded together (BatchedInferencePipeline); None: by device (1 on CPU,
+    # where batching measured slower, 8 on CUDA).
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("batch_size", "REFLECTOR_BATCH_SIZE"),
+    )
     vad: bool = Field(default=True, validation_alias=AliasChoices("vad", "REFLECTOR_VAD"))
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,

@@ -27,6 +27,8 @@ class AsrOptions(Model):
     cpu_threads: int = 1
     beam_size: int = 1
     device: Literal["cpu", "cuda"] = "cpu"
+    # 1: one track's speech decoded in sequence; more: ≤30 s chunks decoded in batches.
+    batch_size: int = 1
     vad: bool = True
 
 

@@ -27,6 +27,7 @@ def asr_options(settings: Settings) -> AsrOptions:
         compute_type=settings.compute_type or ("float16" if device == "cuda" else "int8"),
         cpu_threads=settings.cpu_threads,
         beam_size=settings.beam_size,
+        batch_size=settings.batch_size or (8 if device == "cuda" else 1),
         device=device,
         vad=settings.vad,
     )

@@ -26,32 +26,12 @@ from reflector_cli.core.config import Settings
 from reflector_cli.core.errors import UserError
 from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.execute import run_stage, warm_up
+from reflector_cli.providers.local_task import init_worker, pool_task
 from reflector_cli.providers.recorder import Event, Recorder, Started, short_error
 from reflector_cli.providers.scheduler import Completion, Node, RunOutcome, Scheduler
 from reflector_cli.providers.workerpool import RemoteError, WorkerDied, WorkerPool
 
 __all__ = ["LocalProvider", "RunOutcome", "StagePool"]
-
-_events: Any = None  # the worker side of the event queue (set by the pool initializer)
-
-
-def _init_worker(events: Any) -> None:
-    global _events
-    _events = events
-
-
-def _pool_task(
-    run_id: str,
-    name: str,
-    payload: dict[str, Any],
-    settings: Settings,
-    track: int | None,
-    attempt: int,
-) -> dict[str, Any]:
-    def emit(event_type: str, data: dict[str, Any]) -> None:
-        _events.put((run_id, Event(type=event_type, data=data)))
-
-    return run_stage(name, payload, settings, track=track, attempt=attempt, emit_fn=emit)
 
 
 class StagePool:
@@ -72,7 +52,7 @@ class StagePool:
         self._raise_if_stopped()  # no new workers once the owner stopped
         with self._lock:
             if self._pool is None:
-                self._pool = WorkerPool(self.workers, _init_worker)
+                self._pool = WorkerPool(self.workers, init_worker)
             return self._pool
 
     def warm(self, asr: m.AsrOptions) -> None:
@@ -92,7 +72,7 @@ class StagePool:
         self._slots.release()
 
     def submit(self, run_id: str, name: str, payload: dict[str, Any], *args: Any) -> Future:
-        return self._get().submit(_pool_task, run_id, name, payload, *args)
+        return self._get().submit(pool_task, run_id, name, payload, *args)
 
     def events(self, run_id: str) -> list[Event]:
         """The events run `run_id`'s stages sent so far (each worker's before its reply)."""
@@ -102,10 +82,10 @@ class StagePool:
         with self._lock:  # drain and route at once: a run's events stay in order
             while True:
                 try:
-                    rid, event = self._pool.events.get_nowait()
+                    rid, kind, data = self._pool.events.get_nowait()
                 except queue.Empty:
                     break
-                self._routed[rid].append(event)
+                self._routed[rid].append(Event(type=kind, data=data))
             return self._routed.pop(run_id, [])
 
     def kill(self, fut: Future, reason: str) -> None:

@@ -6,14 +6,17 @@ without breaking the others, and every worker dies with the process that started
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import importlib
+import logging
 import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
@@ -60,8 +63,16 @@ def child_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     lifeline.bind_to_parent(parent_pid)
     conn = Connection(fd)
+    # Started early (spawn_early): import what the tasks will need while the parent still
+    # imports and validates; a module that fails here fails its task later, with its error.
+    for module in filter(None, sys.argv[3].split(",") if len(sys.argv) > 3 else []):
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
     outbox = Outbox(conn)
-    init, init_args = conn.recv()
+    try:
+        init, init_args = conn.recv()
+    except (EOFError, OSError):  # an early worker no pool adopted
+        _exit_now()
     init(outbox, *init_args)
     from reflector_cli.providers.recorder import short_error
 
@@ -69,12 +80,23 @@ def child_main() -> None:
         try:
             fn, args = conn.recv()
         except (EOFError, OSError):
-            return
+            _exit_now()
         try:
             reply: tuple[str, Any] = ("ok", fn(*args))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the scheduler
             reply = ("err", (short_error(exc), isinstance(exc, UserError)))
         outbox.send(reply)
+
+
+def _exit_now() -> None:
+    """End an idle worker at once: every task has answered (its files are written), and a
+    normal interpreter exit tearing down the model, CTranslate2's and onnxruntime's threads
+    and every module took ~0.5 s of the command's shutdown."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 # A plain interpreter, not multiprocessing's spawn: no re-import of the CLI's __main__ and no
@@ -83,17 +105,22 @@ _BOOT = "from reflector_cli.providers.workerpool import child_main; child_main()
 
 
 class _Worker:
-    def __init__(self, pool: WorkerPool) -> None:
+    def __init__(self, pool: WorkerPool | None, preload: Sequence[str] = ()) -> None:
         self.conn, child = Pipe()
+        argv = [sys.executable, "-c", _BOOT, str(child.fileno()), str(os.getpid())]
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, str(child.fileno()), str(os.getpid())],
+            [*argv, ",".join(preload)],
             stdin=subprocess.DEVNULL,
             stdout=2,  # stdout is the command's (--json document), never a worker's
             pass_fds=(child.fileno(),),
         )
         child.close()
-        self.conn.send((pool.init, pool.init_args))
         self.killed: str | None = None  # why the scheduler killed it (e.g. a timeout)
+        if pool is not None:
+            self.start(pool)
+
+    def start(self, pool: WorkerPool) -> None:
+        self.conn.send((pool.init, pool.init_args))
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -105,6 +132,37 @@ class _Worker:
     def join(self, timeout: float) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=timeout)
+
+
+_early: list[_Worker] = []
+
+
+def spawn_early(count: int, preload: Sequence[str]) -> None:
+    """Start `count` workers before any pool exists, importing `preload` meanwhile; the first
+    pool adopts them. Call from the main thread (their parent-death signal follows the thread
+    that started them). Workers no pool took are let go at exit."""
+    if not _early:
+        atexit.register(_release_early)
+    _early.extend(_Worker(None, preload) for _ in range(count))
+
+
+def _adopt_early(pool: WorkerPool) -> _Worker | None:
+    while _early:
+        try:
+            worker = _early.pop(0)
+        except IndexError:  # another feed thread took the last one
+            return None
+        if worker.alive():
+            worker.start(pool)
+            return worker
+    return None
+
+
+def _release_early() -> None:
+    while _early:
+        worker = _early.pop()
+        worker.conn.close()  # EOF: the idle worker exits at once (_exit_now)
+        worker.join(timeout=2)
 
 
 class WorkerPool:
@@ -156,7 +214,7 @@ class WorkerPool:
                     fut.set_exception(WorkerDied("pool closed"))
                     continue
                 if worker is None or not worker.alive():
-                    worker = _Worker(self)
+                    worker = _adopt_early(self) or _Worker(self)
                     self._workers.append(worker)
                 self._running[fut] = worker
             try:

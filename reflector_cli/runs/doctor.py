@@ -38,6 +38,7 @@ def check_asr(settings: Settings) -> dict[str, Any]:
     kind = "English-only" if english_only(asr.model) else "multilingual"
     detail = (
         f"device {asr.device} · {asr.compute_type} · beam {asr.beam_size} · "
+        f"batch {asr.batch_size} · "
         f"language {settings.language_flag or settings.language} · {kind} model"
     )
     return _check("asr options", True, detail, required=False)

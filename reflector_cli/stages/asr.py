@@ -1,8 +1,9 @@
 """transcribe_track: faster-whisper on one padded track; every word carries the track's speaker.
 
 The track is read in bounded windows; VAD speech regions are decoded in groups, and a region a
-group decode left empty is decoded alone (see asr_audio). Decoding is deterministic: greedy or
-beam search at temperature 0 only. The model is loaded once per process and cached.
+group decode left empty is decoded alone (see asr_audio); with a batch size above 1, chunks of at
+most 30 s are decoded in batches instead. Decoding is deterministic: greedy or beam search at
+temperature 0 only. The model is loaded once per process and cached.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,8 @@ DECODE: tuple[tuple[str, Any], ...] = (
 )
 # Seconds of speech the language of an `auto` track is detected on.
 DETECT_S = 30.0
+# Whisper's window: the longest chunk a batched decode takes (it would cut a longer one).
+CHUNK_S = 30.0
 
 
 def _model_ref(asr: AsrOptions) -> str:
@@ -78,12 +82,14 @@ def warm(asr: AsrOptions) -> None:
 
 
 def _regions(path: Path, asr: AsrOptions, duration: float) -> tuple[list[Span], float]:
-    """Speech regions (VAD), or the whole track in MAX_REGION_S pieces; and the speech length."""
+    """Speech regions (VAD), or the whole track in pieces; and the speech length. Batched
+    decoding takes chunks of at most CHUNK_S, so the VAD splits regions that long."""
+    limit = CHUNK_S if asr.batch_size > 1 else MAX_REGION_S
     if asr.vad:
-        regions, _ = speech_regions(path)
+        regions, _ = speech_regions(path, limit)
         return [Span(a, b) for a, b in regions], sum(b - a for a, b in regions)
-    steps = np.arange(0.0, max(duration, 0.0), MAX_REGION_S)
-    return [Span(a, min(a + MAX_REGION_S, duration)) for a in steps], duration
+    steps = np.arange(0.0, max(duration, 0.0), limit)
+    return [Span(a, min(a + limit, duration)) for a in steps], duration
 
 
 def _detect(model: Any, path: Path, found: list[Span]) -> tuple[str | None, float | None]:
@@ -115,10 +121,21 @@ class _Decoded:
 def _decode(
     model: Any, audio: np.ndarray, starts: list[float], group: list[Span], inp: TranscribeIn
 ) -> _Decoded:
-    """Decode concatenated speech; each word goes back to the region its middle falls in."""
+    """Decode concatenated speech in sequence; words back to meeting time (see _words)."""
     asr = inp.asr
     options = dict(DECODE)
     segments, _ = model.transcribe(audio, language=asr.language, beam_size=asr.beam_size, **options)
+    return _words(segments, audio, starts, group, inp)
+
+
+def _words(
+    segments: Iterable[Any],
+    audio: np.ndarray,
+    starts: list[float],
+    group: list[Span],
+    inp: TranscribeIn,
+) -> _Decoded:
+    """Each word goes back to the region its middle falls in; phantom segments are dropped."""
     out = _Decoded()
     for seg in segments:
         seg_words = [w for w in seg.words or [] if w.word.strip()]
@@ -157,6 +174,50 @@ def _decode_group(model: Any, path: Path, group: list[Span], inp: TranscribeIn) 
     return got
 
 
+def _no_speech(seg: Any) -> bool:
+    """faster-whisper's no-speech skip, which its batched pipeline does not apply itself."""
+    opts = dict(DECODE)
+    return bool(
+        seg.no_speech_prob > opts["no_speech_threshold"]
+        and seg.avg_logprob < opts["log_prob_threshold"]
+    )
+
+
+def _chunks(starts: list[float], ends: list[float]) -> list[dict[str, float]]:
+    """Consecutive regions packed into chunks of at most CHUNK_S (a region is at most that)."""
+    out: list[dict[str, float]] = []
+    for a, b in zip(starts, ends, strict=True):
+        if out and b - out[-1]["start"] <= CHUNK_S:
+            out[-1]["end"] = b
+        else:
+            out.append({"start": a, "end": b})
+    return out
+
+
+def _decode_batched(model: Any, path: Path, group: list[Span], inp: TranscribeIn) -> _Decoded:
+    """The group's speech end to end, cut at region ends into chunks of at most CHUNK_S and
+    decoded `batch_size` chunks at a time. A chunk holds as many regions as fit: one short
+    utterance alone decodes worse than with its neighbours (as a sequential window has)."""
+    from faster_whisper import BatchedInferencePipeline
+
+    asr = inp.asr
+    audio, starts = concat(path, group)
+    ends = [*starts[1:], audio.size / RATE]
+    segments, _ = BatchedInferencePipeline(model).transcribe(
+        audio,
+        language=asr.language,
+        beam_size=asr.beam_size,
+        batch_size=asr.batch_size,
+        temperature=0.0,
+        word_timestamps=True,
+        vad_filter=False,
+        clip_timestamps=_chunks(starts, ends),
+    )
+    got = _words((s for s in segments if not _no_speech(s)), audio, starts, group, inp)
+    got.words.sort(key=lambda w: w.start)
+    return got
+
+
 def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
     asr = inp.asr
     model = load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device)
@@ -167,8 +228,9 @@ def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
         found, speech = _regions(path, asr, inp.padded.duration_s)
         lang, prob = (asr.language, None) if asr.language != "auto" else _detect(model, path, found)
         run = inp.model_copy(update={"asr": asr.model_copy(update={"language": lang or "en"})})
+        decode = _decode_batched if asr.batch_size > 1 else _decode_group
         for group in groups([(s.start, s.end) for s in found]):
-            got = _decode_group(model, path, group, run)
+            got = decode(model, path, group, run)
             words.extend(got.words)
             dropped += got.dropped
             ctx.progress(group[-1].end, inp.padded.duration_s)

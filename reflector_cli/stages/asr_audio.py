@@ -93,18 +93,21 @@ def _windows(path: Path) -> Iterator[tuple[float, np.ndarray]]:
         yield pos / RATE, np.concatenate(buf)
 
 
-def speech_regions(path: Path) -> tuple[list[tuple[float, float]], float]:
-    """VAD speech regions (seconds) of the whole track, and the track's duration."""
+def speech_regions(
+    path: Path, max_region_s: float = MAX_REGION_S
+) -> tuple[list[tuple[float, float]], float]:
+    """VAD speech regions (seconds, none longer than `max_region_s`) of the whole track, and
+    the track's duration."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    opts = VadOptions(max_speech_duration_s=MAX_REGION_S)
+    opts = VadOptions(max_speech_duration_s=max_region_s)
     regions: list[tuple[float, float]] = []
     duration = 0.0
     for start, audio in _windows(path):
         duration = start + audio.size / RATE
         for r in get_speech_timestamps(audio, opts):
             a, b = start + r["start"] / RATE, start + r["end"] / RATE
-            if regions and a - regions[-1][1] < MERGE_GAP_S and b - regions[-1][0] <= MAX_REGION_S:
+            if regions and a - regions[-1][1] < MERGE_GAP_S and b - regions[-1][0] <= max_region_s:
                 regions[-1] = (regions[-1][0], b)
             else:
                 regions.append((a, b))

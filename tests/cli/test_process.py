@@ -146,6 +146,25 @@ def test_doctor_reports_ok(tmp_path: Path) -> None:
     report = cli_json("doctor", data_dir=tmp_path)
     assert report["ok"] is True
     assert {c["name"] for c in report["checks"]} >= {"whisper model", "audio codecs", "database"}
+    asr = next(c for c in report["checks"] if c["name"] == "asr options")
+    assert "beam 1 · batch" in asr["detail"]
+    batched = cli_json("doctor", data_dir=tmp_path, env={"REFLECTOR_BATCH_SIZE": "4"})
+    assert "batch 4" in next(c for c in batched["checks"] if c["name"] == "asr options")["detail"]
+
+
+def test_a_new_batch_size_reruns_the_transcription_and_reuses_the_rest(tmp_path: Path) -> None:
+    first = cli_json("process", str(FIXTURE), data_dir=tmp_path)
+    second = cli_json("process", str(FIXTURE), "--batch-size", "2", data_dir=tmp_path)
+    assert second["run_id"] != first["run_id"] and second["word_count"] > 50
+    stages = cli_json("runs", "show", second["run_id"], data_dir=tmp_path)["stages"]
+    reused = {(s["stage"], s["track"]): s["reused"] for s in stages}
+    n = len(first["participants"])
+    # The batch size is part of the transcription's input: its checkpoints no longer match.
+    assert all(reused[("pad_track", i)] for i in range(n))
+    assert not any(reused[("transcribe_track", i)] for i in range(n))
+    res = cli("process", str(FIXTURE), "--batch-size", "0", data_dir=tmp_path, check=False)
+    assert res.returncode == 1 and res.stderr.strip().count("\n") == 0
+    assert "batch_size" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_version_and_usage_errors(tmp_path: Path) -> None:

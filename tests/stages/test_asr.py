@@ -5,6 +5,7 @@ deterministic words, phantom phrases over silence, sparse long tracks, word prob
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import soundfile as sf
 from faster_whisper import decode_audio
 
 from reflector_cli.core.models import PadTrackIn, PadTrackOut, TrackRef, TranscribeIn, Word
+from reflector_cli.core.textmetrics import normalize_words, word_error_rate
 from reflector_cli.pipeline.execute import asr_options
 from reflector_cli.stages.asr import load_model, read_words, transcribe_track
 from reflector_cli.stages.asr_guard import is_phantom, phantom_text
@@ -93,6 +95,29 @@ def test_a_spoken_thank_you_is_kept_and_the_same_words_over_silence_are_not(
     quiet = (np.random.default_rng(0).standard_normal(spoken.size // 3) * 3e-4).astype(np.float32)
     assert is_phantom(text, words, quiet)
     assert not is_phantom(text, words, spoken[::3])  # the spoken track, 48 -> 16 kHz
+
+
+def test_a_batch_size_above_one_decodes_through_the_batched_pipeline(
+    ctx: StageContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    said = ["The budget review starts on Monday morning.", "We ship the new dashboard in March."]
+    padded = _padded(ctx, np.concatenate([_speech(said[0], after_s=4.0), _speech(said[1])]))
+    ref = normalize_words(" ".join(said).split())
+    caplog.set_level(logging.DEBUG, logger="faster_whisper")
+    runs: dict[int, list[Word]] = {}
+    logs: dict[int, str] = {}
+    for batch in (1, 4):
+        caplog.clear()
+        runs[batch], _ = _transcribe(ctx, padded, batch_size=batch)
+        logs[batch] = caplog.text
+    # faster-whisper's own log lines tell its two decoders apart: the sequential one walks
+    # 30 s windows, the batched pipeline reports its (here: no) VAD pass.
+    assert "Processing segment at" in logs[1] and "VAD filter removed" not in logs[1]
+    assert "VAD filter removed" in logs[4] and "Processing segment at" not in logs[4]
+    for batch, words in runs.items():
+        assert word_error_rate(ref, normalize_words([w.text for w in words])) <= 0.2, batch
+        assert words[0].start < 3.0 < 6.0 < words[-1].start, batch  # meeting time kept
+    assert _transcribe(ctx, padded, batch_size=4)[0] == runs[4]  # still deterministic
 
 
 def test_a_silent_track_gives_no_words(ctx: StageContext) -> None:

@@ -1,0 +1,56 @@
+"""Start the local provider's worker processes as the CLI starts, for `reflector process`:
+their interpreter, imports and model load then overlap the CLI's own ~1 s of imports and
+input checks instead of following them. Decided from argv and the environment alone (the
+settings do not exist yet); a guess that turns out unneeded costs idle workers, let go at exit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+# What a worker's first tasks import (pad_track, transcribe_track and its model).
+PRELOAD = (
+    "reflector_cli.providers.local_task",
+    "reflector_cli.stages.audio",
+    "reflector_cli.stages.asr",
+    "faster_whisper",
+)
+# Flags after which `process` runs no local stage, or only prints.
+_NOT_LOCAL = {"--dry-run", "--no-wait", "--help", "-h", "--shadow"}
+
+
+def _flag(argv: Sequence[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.partition("=")[2]
+    return None
+
+
+def worker_count(argv: Sequence[str]) -> int:
+    """How many workers `process` with these arguments will run locally (0: none)."""
+    if argv[:1] != ["process"] or _NOT_LOCAL & set(argv):
+        return 0
+    provider = _flag(argv, "--provider") or os.environ.get("DURABLE_WORKFLOW_PROVIDER", "local")
+    if provider != "local" or os.environ.get("DURABLE_WORKFLOW_SHADOW_MODE", "").lower() in (
+        "1",
+        "true",
+        "yes",
+    ):
+        return 0
+    raw = _flag(argv, "--workers") or os.environ.get("REFLECTOR_WORKERS")
+    if raw is None:
+        return os.cpu_count() or 1
+    return int(raw) if raw.isdigit() else 0  # a bad value is the settings' error to report
+
+
+def start_for(argv: Sequence[str]) -> None:
+    if os.environ.get("REFLECTOR_EARLY_WORKERS", "1") == "0":
+        return
+    count = worker_count(argv)
+    if count:
+        from reflector_cli.providers.workerpool import spawn_early
+
+        spawn_early(count, PRELOAD)
