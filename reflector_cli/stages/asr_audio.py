@@ -95,14 +95,16 @@ def _windows(path: Path) -> Iterator[tuple[float, np.ndarray]]:
 
 def speech_regions(path: Path) -> tuple[list[tuple[float, float]], float]:
     """VAD speech regions (seconds) of the whole track, and the track's duration."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    from faster_whisper.vad import VadOptions
+
+    from reflector_cli.stages.vad import speech_timestamps
 
     opts = VadOptions(max_speech_duration_s=MAX_REGION_S)
     regions: list[tuple[float, float]] = []
     duration = 0.0
     for start, audio in _windows(path):
         duration = start + audio.size / RATE
-        for r in get_speech_timestamps(audio, opts):
+        for r in speech_timestamps(audio, opts):
             a, b = start + r["start"] / RATE, start + r["end"] / RATE
             if regions and a - regions[-1][1] < MERGE_GAP_S and b - regions[-1][0] <= MAX_REGION_S:
                 regions[-1] = (regions[-1][0], b)
