@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 RATE = 16000  # whisper's input rate
-READ_S = 30.0  # seconds read from the track per step
+READ_S = 5.0  # seconds read from the track per step (the resampler's buffers grow with it)
 # VAD runs on windows of this length (Silero restarts at each; regions are stitched back).
 VAD_WINDOW_S = 300.0
 # Regions closer than this are one region (faster-whisper's default min_silence_duration_ms).
@@ -76,21 +76,24 @@ def read_span(path: Path, start_s: float, end_s: float) -> np.ndarray:
 
 
 def _windows(path: Path) -> Iterator[tuple[float, np.ndarray]]:
-    """(start second, samples) of consecutive VAD_WINDOW_S windows of the whole track."""
+    """(start second, samples) of consecutive VAD_WINDOW_S windows of the whole track.
+
+    Every window is the same buffer, refilled: a caller must be done with one before the next.
+    """
     size = round(VAD_WINDOW_S * RATE)
-    buf: list[np.ndarray] = []
+    window = np.empty(size, dtype=np.float32)
     have = 0
     pos = 0
     for block in _resampled(path):
-        buf.append(block)
-        have += block.size
-        while have >= size:
-            joined = np.concatenate(buf)
-            yield pos / RATE, joined[:size]
-            pos += size
-            buf, have = [joined[size:]], joined.size - size
+        while block.size:
+            n = min(size - have, block.size)
+            window[have : have + n] = block[:n]
+            have, block = have + n, block[n:]
+            if have == size:
+                yield pos / RATE, window
+                pos, have = pos + size, 0
     if have:
-        yield pos / RATE, np.concatenate(buf)
+        yield pos / RATE, window[:have]
 
 
 def speech_regions(path: Path) -> tuple[list[tuple[float, float]], float]:
