@@ -19,6 +19,7 @@ import numpy as np
 from reflector_cli.context import StageContext
 from reflector_cli.errors import ConfigError
 from reflector_cli.models import AsrOptions, TranscribeIn, TranscribeOut, Word
+from reflector_cli.stages import heap
 from reflector_cli.stages.asr_audio import (
     MAX_REGION_S,
     RATE,
@@ -28,7 +29,6 @@ from reflector_cli.stages.asr_audio import (
     read_span,
     speech_regions,
 )
-from reflector_cli.stages import heap
 from reflector_cli.stages.asr_guard import is_phantom
 
 _load_lock = threading.Lock()
