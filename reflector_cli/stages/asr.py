@@ -20,6 +20,7 @@ import numpy as np
 
 from reflector_cli.core.models import AsrOptions, TranscribeIn, TranscribeOut, Word
 from reflector_cli.core.whisper_models import resolve_model
+from reflector_cli.stages import heap
 from reflector_cli.stages.asr_audio import (
     MAX_REGION_S,
     RATE,
@@ -66,14 +67,19 @@ def load_model(model: str, compute_type: str, cpu_threads: int, device: str = "c
 
     # Never reach for the hub: a name must already be cached locally.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from reflector_cli.stages.asr_features import BoundedFeatures
+
     with _load_lock:
-        return WhisperModel(
+        whisper = WhisperModel(
             model,
             device=device,
             compute_type=compute_type,
             cpu_threads=cpu_threads,
             local_files_only=True,
         )
+    # Same features, without a whole decode's spectrum in memory at once.
+    whisper.feature_extractor = BoundedFeatures.like(whisper.feature_extractor)
+    return whisper
 
 
 def warm(asr: AsrOptions) -> None:
@@ -226,6 +232,7 @@ def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
     dropped = 0
     with ctx.storage.local_path(inp.padded.key) as path:
         found, speech = _regions(path, asr, inp.padded.duration_s)
+        heap.trim()  # the VAD's windows: freed, but resident while the decode runs
         lang, prob = (asr.language, None) if asr.language != "auto" else _detect(model, path, found)
         run = inp.model_copy(update={"asr": asr.model_copy(update={"language": lang or "en"})})
         decode = _decode_batched if asr.batch_size > 1 else _decode_group
@@ -233,6 +240,7 @@ def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
             got = decode(model, path, group, run)
             words.extend(got.words)
             dropped += got.dropped
+            heap.trim()
             ctx.progress(group[-1].end, inp.padded.duration_s)
     key = ctx.key(inp.recording_id, "words", f"track-{track}.json")
     ctx.storage.write_bytes(key, _words_json(words))

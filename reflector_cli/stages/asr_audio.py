@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 RATE = 16000  # whisper's input rate
-READ_S = 30.0  # seconds read from the track per step
+READ_S = 5.0  # seconds read from the track per step (the resampler's buffers grow with it)
 # VAD runs on windows of this length (Silero restarts at each; regions are stitched back).
 VAD_WINDOW_S = 300.0
 # Regions closer than this are one region (faster-whisper's default min_silence_duration_ms).
@@ -76,21 +76,24 @@ def read_span(path: Path, start_s: float, end_s: float) -> np.ndarray:
 
 
 def _windows(path: Path) -> Iterator[tuple[float, np.ndarray]]:
-    """(start second, samples) of consecutive VAD_WINDOW_S windows of the whole track."""
+    """(start second, samples) of consecutive VAD_WINDOW_S windows of the whole track.
+
+    Every window is the same buffer, refilled: a caller must be done with one before the next.
+    """
     size = round(VAD_WINDOW_S * RATE)
-    buf: list[np.ndarray] = []
+    window = np.empty(size, dtype=np.float32)
     have = 0
     pos = 0
     for block in _resampled(path):
-        buf.append(block)
-        have += block.size
-        while have >= size:
-            joined = np.concatenate(buf)
-            yield pos / RATE, joined[:size]
-            pos += size
-            buf, have = [joined[size:]], joined.size - size
+        while block.size:
+            n = min(size - have, block.size)
+            window[have : have + n] = block[:n]
+            have, block = have + n, block[n:]
+            if have == size:
+                yield pos / RATE, window
+                pos, have = pos + size, 0
     if have:
-        yield pos / RATE, np.concatenate(buf)
+        yield pos / RATE, window[:have]
 
 
 def speech_regions(
@@ -98,14 +101,14 @@ def speech_regions(
 ) -> tuple[list[tuple[float, float]], float]:
     """VAD speech regions (seconds, none longer than `max_region_s`) of the whole track, and
     the track's duration."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    from faster_whisper.vad import VadOptions
 
     opts = VadOptions(max_speech_duration_s=max_region_s)
     regions: list[tuple[float, float]] = []
     duration = 0.0
     for start, audio in _windows(path):
         duration = start + audio.size / RATE
-        for r in get_speech_timestamps(audio, opts):
+        for r in speech_timestamps(audio, opts):
             a, b = start + r["start"] / RATE, start + r["end"] / RATE
             if regions and a - regions[-1][1] < MERGE_GAP_S and b - regions[-1][0] <= max_region_s:
                 regions[-1] = (regions[-1][0], b)
