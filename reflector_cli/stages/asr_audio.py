@@ -108,7 +108,7 @@ def speech_regions(
     duration = 0.0
     for start, audio in _windows(path):
         duration = start + audio.size / RATE
-        for r in speech_timestamps(audio, opts):
+        for r in get_speech_timestamps(audio, opts):
             a, b = start + r["start"] / RATE, start + r["end"] / RATE
             if regions and a - regions[-1][1] < MERGE_GAP_S and b - regions[-1][0] <= max_region_s:
                 regions[-1] = (regions[-1][0], b)
