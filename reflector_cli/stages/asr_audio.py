@@ -101,7 +101,7 @@ def speech_regions(
 ) -> tuple[list[tuple[float, float]], float]:
     """VAD speech regions (seconds, none longer than `max_region_s`) of the whole track, and
     the track's duration."""
-    from faster_whisper.vad import VadOptions
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     opts = VadOptions(max_speech_duration_s=max_region_s)
     regions: list[tuple[float, float]] = []
