@@ -3,7 +3,7 @@
 Heavy stages run in worker processes (`StagePool`: one whisper model per worker, tracks in
 parallel up to the cores), light ones on threads here; the scheduler in this process is the
 only SQLite writer, checkpointing each finished stage so a killed run resumes where it stopped.
-A `StagePool` may be shared by several runs (several recordings at once): pass it in.
+A `StagePool` may be shared by several runs (several recordings at once): see `using_pool`.
 """
 
 from __future__ import annotations
@@ -231,17 +231,10 @@ class LocalExecutor:
 class LocalProvider(Scheduler):
     name = "local"
 
-    def __init__(
-        self,
-        settings: Settings,
-        log: Recorder,
-        *,
-        rerun: Iterable[str] = (),
-        pool: StagePool | None = None,
-    ) -> None:
-        # A batch of recordings (runs.batch) sets its shared pool for each recording's thread:
-        # the run driver in between needs no parameter for it.
-        pool = pool if pool is not None else _shared.get()
+    def __init__(self, settings: Settings, log: Recorder, *, rerun: Iterable[str] = ()) -> None:
+        # A batch of recordings (runs.batch) sets its shared pool for each recording's thread
+        # (`using_pool`): the run driver in between needs no parameter for it.
+        pool = _shared.get()
         super().__init__(settings, log, LocalExecutor(settings, log, pool), rerun=rerun)
 
 
