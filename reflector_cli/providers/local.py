@@ -155,6 +155,10 @@ class LocalExecutor:
             )
             self._futs[fut] = node
             return True
+        # The scheduler has recorded every completion it was handed before it submits again,
+        # so the slots of those stages are free now (waiting for the next `wait` left a
+        # worker idle for up to a tick at every hand-over).
+        self._free_slots()
         if not self.pool.take_slot():
             return False
         run_id = self.log.run_id

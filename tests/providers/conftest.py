@@ -1,4 +1,5 @@
-"""Hatchet test fixtures: a real engine via scripts/hatchet-local, and real worker subprocesses.
+"""Provider test fixtures: a real Hatchet engine via scripts/hatchet-local, real worker
+subprocesses, and a run's recorder on a real SQLite store (`rec`).
 
 Without an engine the tests skip with the reason, except under CI=true where they fail.
 """
@@ -18,6 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from reflector_cli.core import models as m
+from reflector_cli.core.config import load_settings
+from reflector_cli.providers.recorder import Recorder
+from reflector_cli.store.events import EventSink
+from reflector_cli.store.repo import Store
 from tests.providers import services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,3 +169,25 @@ def start_worker(hatchet_env: dict[str, str], tmp_path: Path) -> Iterator[Callab
     yield start
     for w in started:
         w.stop()
+
+
+RUN = "r-rec"  # the run `rec` records
+
+
+@pytest.fixture
+def rec(tmp_path: Path) -> Iterator[Recorder]:
+    pipe = m.PipelineInput(
+        recording_id="rec-1",
+        transcript_id="t-rec-1",
+        source_kind="folder",
+        source="/x",
+        asr=m.AsrOptions(model="/m"),
+    )
+    store = Store(tmp_path / "db.sqlite")
+    store.ensure_recording(pipe)
+    store.create_run(RUN, pipe, "local")
+    settings = load_settings(data_dir=tmp_path / "data")
+    try:
+        yield Recorder(store, settings, pipe, RUN, EventSink(store, pipe.transcript_id, RUN))
+    finally:
+        store.close()

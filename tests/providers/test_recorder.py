@@ -3,39 +3,12 @@ same result (a transport may deliver a record again), and records survive JSON t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from reflector_cli.core import models as m
-from reflector_cli.core.config import load_settings
 from reflector_cli.providers.recorder import RECORD, Done, Event, Failed, Recorder, Started
-from reflector_cli.store.events import EventSink
-from reflector_cli.store.repo import Store
+from tests.providers.conftest import RUN
 
-RUN = "r-rec"
 OUT = {"status": "delivered", "detail": "ok", "attempts": 1, "status_code": 200}
-
-
-@pytest.fixture
-def rec(tmp_path: Path) -> Iterator[Recorder]:
-    pipe = m.PipelineInput(
-        recording_id="rec-1",
-        transcript_id="t-rec-1",
-        source_kind="folder",
-        source="/x",
-        asr=m.AsrOptions(model="/m"),
-    )
-    store = Store(tmp_path / "db.sqlite")
-    store.ensure_recording(pipe)
-    store.create_run(RUN, pipe, "local")
-    settings = load_settings(data_dir=tmp_path / "data")
-    try:
-        yield Recorder(store, settings, pipe, RUN, EventSink(store, pipe.transcript_id, RUN))
-    finally:
-        store.close()
 
 
 def _records() -> list[Any]:
