@@ -63,14 +63,13 @@ def _model_ref(asr: AsrOptions) -> str:
 
 @lru_cache(maxsize=2)
 def load_model(model: str, compute_type: str, cpu_threads: int, device: str = "cpu") -> Any:
-    from faster_whisper import WhisperModel
-
     # Never reach for the hub: a name must already be cached locally.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from reflector_cli.stages.asr_encoder import HalfWindowWhisper
     from reflector_cli.stages.asr_features import BoundedFeatures
 
     with _load_lock:
-        whisper = WhisperModel(
+        whisper = HalfWindowWhisper(
             model,
             device=device,
             compute_type=compute_type,
