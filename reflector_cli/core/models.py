@@ -102,6 +102,9 @@ class PadTrackOut(Model):
     sample_rate: int
     offset_s: float
     gaps_filled_s: float = 0.0
+    levels_key: str | None = Field(
+        default=None, description="artifact key of the track's 10 ms level envelope (float32)"
+    )
 
 
 class Word(Model):

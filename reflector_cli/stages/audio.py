@@ -30,6 +30,7 @@ from reflector_cli.core.models import (
     WaveformOut,
 )
 from reflector_cli.stages.context import StageContext
+from reflector_cli.stages.levels import FRAME_S, EnvelopeBuilder, to_bytes
 
 SAMPLE_RATE = 48000
 BLOCK = SAMPLE_RATE  # 1 s blocks: big enough for fast numpy, small enough to stay bounded
@@ -140,10 +141,12 @@ def _is_target(frame: av.AudioFrame) -> bool:
 
 
 class _BlockWriter:
-    """Collects small chunks and writes them to a SoundFile in ~1 s blocks."""
+    """Collects small chunks and writes them to a SoundFile in ~1 s blocks, and the level
+    envelope of what it wrote (crosstalk suppression reads it instead of decoding the file)."""
 
     def __init__(self, out: sf.SoundFile) -> None:
         self.out = out
+        self.levels = EnvelopeBuilder(round(SAMPLE_RATE * FRAME_S))
         self.pending: list[np.ndarray] = []
         self.pending_n = 0
         self.written = 0
@@ -156,6 +159,7 @@ class _BlockWriter:
 
     def silence(self, samples: int) -> None:
         self.flush()
+        self.levels.silence(samples)
         while samples > 0:
             n = min(samples, BLOCK)
             self.out.write(np.zeros(n, dtype=np.float32))
@@ -168,6 +172,7 @@ class _BlockWriter:
         # Lossy decoders overshoot full scale slightly; clip instead of wrapping in PCM_16.
         data = np.clip(np.concatenate(self.pending), -1.0, 1.0)
         self.out.write(data)
+        self.levels.add_pcm16(data)
         self.written += len(data)
         self.pending, self.pending_n = [], 0
 
@@ -208,6 +213,8 @@ def pad_track(inp: PadTrackIn, ctx: StageContext) -> PadTrackOut:
             if writer.written == offset:
                 raise UserError(f"{track.source_name}: no decodable audio frame")
             samples = writer.written
+    levels_key = ctx.key(inp.recording_id, "padded", f"track-{track.index}.levels.f32")
+    ctx.storage.write_bytes(levels_key, to_bytes(writer.levels.result()))
     done = round((samples - offset) / SAMPLE_RATE, 1)
     ctx.progress(done, done)
     return PadTrackOut(
@@ -217,6 +224,7 @@ def pad_track(inp: PadTrackIn, ctx: StageContext) -> PadTrackOut:
         sample_rate=SAMPLE_RATE,
         offset_s=track.offset_s,
         gaps_filled_s=round(stats.filled_s, 3),
+        levels_key=levels_key,
     )
 
 

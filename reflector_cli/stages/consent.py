@@ -13,6 +13,8 @@ from reflector_cli.stages.context import StageContext
 def audio_keys(inp: ConsentIn) -> list[str]:
     keys = [t.key for t in inp.recording.tracks]
     keys += [p.key for p in inp.padded]
+    # Not audio, but drawn from it (10 ms levels show when each person spoke).
+    keys += [p.levels_key for p in inp.padded if p.levels_key]
     keys.append(inp.mixdown.key)
     return keys
 

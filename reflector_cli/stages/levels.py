@@ -33,20 +33,58 @@ MIN_SOURCE_FRAMES = 50
 MAX_LEAK_DB = -3.0
 
 
+class EnvelopeBuilder:
+    """The envelope of a signal fed in blocks of any size: mean power of every frame of `hop`
+    samples (the last frame may be shorter), as float32."""
+
+    def __init__(self, hop: int) -> None:
+        self.hop = max(1, hop)
+        self.carry = np.zeros(0, dtype=np.float64)
+        self.out: list[np.ndarray] = []
+
+    def add_power(self, sq: np.ndarray) -> None:
+        """Samples already squared (float64, channels averaged)."""
+        sq = np.concatenate([self.carry, sq])
+        whole = len(sq) // self.hop * self.hop
+        self.out.append(sq[:whole].reshape(-1, self.hop).mean(axis=1).astype(np.float32))
+        self.carry = sq[whole:]
+
+    def add_pcm16(self, mono: np.ndarray) -> None:
+        """Mono float samples as libsndfile stores them in 16-bit FLAC (x32768, rounded to
+        nearest even, clipped) and reads them back (/32768): the envelope equals `envelope()`
+        of the file written from the same samples."""
+        scaled = np.rint(mono.astype(np.float32) * np.float32(32768.0))
+        pcm = np.clip(scaled, -32768, 32767).astype(np.float64) / 32768.0
+        self.add_power(pcm * pcm)
+
+    def silence(self, samples: int) -> None:
+        while samples > 0:
+            n = min(samples, self.hop * BLOCK_FRAMES)
+            self.add_power(np.zeros(n, dtype=np.float64))
+            samples -= n
+
+    def result(self) -> np.ndarray:
+        tail = [np.array([self.carry.mean()], dtype=np.float32)] if len(self.carry) else []
+        parts = self.out + tail
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
 def envelope(path: Path, frame_s: float = FRAME_S) -> np.ndarray:
     """Mean power of every `frame_s` frame of an audio file (channels averaged), as float32."""
-    out: list[np.ndarray] = []
     with sf.SoundFile(str(path)) as f:
-        hop = max(1, round(f.samplerate * frame_s))
-        carry = np.zeros(0, dtype=np.float64)
-        for block in f.blocks(blocksize=hop * BLOCK_FRAMES, dtype="float32", always_2d=True):
-            sq = np.concatenate([carry, np.mean(block.astype(np.float64) ** 2, axis=1)])
-            whole = len(sq) // hop * hop
-            out.append(sq[:whole].reshape(-1, hop).mean(axis=1).astype(np.float32))
-            carry = sq[whole:]
-        if len(carry):
-            out.append(np.array([carry.mean()], dtype=np.float32))
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+        env = EnvelopeBuilder(round(f.samplerate * frame_s))
+        for block in f.blocks(blocksize=env.hop * BLOCK_FRAMES, dtype="float32", always_2d=True):
+            env.add_power(np.mean(block.astype(np.float64) ** 2, axis=1))
+    return env.result()
+
+
+def to_bytes(env: np.ndarray) -> bytes:
+    """An envelope as stored next to its padded track (little-endian float32)."""
+    return env.astype("<f4").tobytes()
+
+
+def from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
 def db(power: np.ndarray | float) -> np.ndarray:

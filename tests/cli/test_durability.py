@@ -99,6 +99,7 @@ def test_consent_denied_deletes_our_audio_but_keeps_the_transcript(
         if p.suffix in {".flac", ".mp3", ".webm", ".ogg", ".wav", ".m4a"}
     ]
     assert audio == []
+    assert list(rec_dir.rglob("*.levels.f32")) == []  # drawn from the audio: gone with it
     assert (rec_dir / "transcript.json").exists()
     assert sorted(p.name for p in meeting_copy.iterdir()) == originals
     words = cli_json("export", doc["transcript_id"], "--format", "json", data_dir=data)["words"]

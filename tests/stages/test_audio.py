@@ -21,6 +21,7 @@ from reflector_cli.core.models import (
 )
 from reflector_cli.stages.audio import generate_waveform, mixdown_tracks, pad_track
 from reflector_cli.stages.context import StageContext
+from reflector_cli.stages.levels import envelope, from_bytes
 
 RID = "rec-audio"
 
@@ -79,6 +80,22 @@ def test_pad_fills_timestamp_gaps(
     )
     # Opus pre-skip moves the jump by one 13.5 ms packet; the tone resumes where pts say.
     assert first_sound_s(data[int(2.5 * sr) :], sr) + 2.5 == pytest.approx(3.0, abs=0.02)
+
+
+@pytest.mark.parametrize("ext", ["webm", "mp3"])
+def test_pad_stores_the_level_envelope_of_exactly_what_it_wrote(
+    tmp_path: Path, ctx: StageContext, ext: str, make_track: Callable[..., Any]
+) -> None:
+    # An offset, a muted gap and a quiet tone (levels near 16-bit steps), as merge reads them.
+    src = make_track(tmp_path / f"q.{ext}", 3.0, gap=(1.0, 0.7), amplitude=0.002)
+    out = pad_track(PadTrackIn(recording_id=RID, track=ingest(ctx, src, 0, 1.234)), ctx)
+    assert out.levels_key == f"{RID}/padded/track-0.levels.f32"
+    stored = from_bytes(ctx.storage.read_bytes(out.levels_key))
+    with ctx.storage.local_path(out.key) as p:
+        decoded = envelope(p)
+    assert len(stored) == len(decoded) == pytest.approx(out.duration_s * 100, abs=1)
+    assert np.array_equal(stored, decoded)  # bit for bit: crosstalk decisions cannot move
+    assert stored[:120].max() == 0.0 and stored[200:300].max() > 0.0
 
 
 def test_pad_rejects_corrupt_and_video_only(
