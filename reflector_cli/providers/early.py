@@ -16,6 +16,11 @@ PRELOAD = (
     "reflector_cli.stages.asr",
     "faster_whisper",
 )
+# Called in each early worker once the imports are done: loads the model of the settings the
+# worker reads itself (environment and .env), so it is ready before the CLI hands work over.
+WARM = "reflector_cli.providers.local_task:warm_from_settings"
+# Flags that change which model is loaded: the worker cannot see them, so it does not guess.
+_MODEL_FLAGS = ("--model", "--compute-type", "--threads", "--device")
 # Flags after which `process` runs no local stage, or only prints.
 _NOT_LOCAL = {"--dry-run", "--no-wait", "--help", "-h", "--shadow"}
 
@@ -46,6 +51,11 @@ def worker_count(argv: Sequence[str]) -> int:
     return int(raw) if raw.isdigit() else 0  # a bad value is the settings' error to report
 
 
+def warm_hook(argv: Sequence[str]) -> str | None:
+    """The warm-up early workers run, or None when a flag picks the model (they cannot tell)."""
+    return None if any(_flag(argv, f) is not None for f in _MODEL_FLAGS) else WARM
+
+
 def start_for(argv: Sequence[str]) -> None:
     if os.environ.get("REFLECTOR_EARLY_WORKERS", "1") == "0":
         return
@@ -53,4 +63,4 @@ def start_for(argv: Sequence[str]) -> None:
     if count:
         from reflector_cli.providers.workerpool import spawn_early
 
-        spawn_early(count, PRELOAD)
+        spawn_early(count, PRELOAD, warm_hook(argv))

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from reflector_cli.core.config import Settings
-from reflector_cli.pipeline.execute import run_stage
+from reflector_cli.core.config import Settings, load_settings
+from reflector_cli.pipeline.execute import asr_options, run_stage, warm_up
 
 _events: Any = None  # the worker side of the event queue (set by the pool initializer)
+
+
+def warm_from_settings() -> None:
+    """An early worker's warm-up, before the CLI has its settings: the model of the settings
+    this process reads (environment, .env). Should the run's options differ, its own warm-up
+    replaces the model (stages.asr.warm)."""
+    warm_up(asr_options(load_settings()))
 
 
 def init_worker(events: Any) -> None:

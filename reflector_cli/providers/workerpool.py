@@ -64,10 +64,15 @@ def child_main() -> None:
     lifeline.bind_to_parent(parent_pid)
     conn = Connection(fd)
     # Started early (spawn_early): import what the tasks will need while the parent still
-    # imports and validates; a module that fails here fails its task later, with its error.
+    # imports and validates, then run the warm-up hook if given (e.g. load the model); a
+    # failure here fails its task later, with its error.
     for module in filter(None, sys.argv[3].split(",") if len(sys.argv) > 3 else []):
         with contextlib.suppress(Exception):
             importlib.import_module(module)
+    if len(sys.argv) > 4 and sys.argv[4]:
+        module, _, attr = sys.argv[4].partition(":")
+        with contextlib.suppress(Exception):
+            getattr(importlib.import_module(module), attr)()
     outbox = Outbox(conn)
     try:
         init, init_args = conn.recv()
@@ -108,11 +113,13 @@ _BOOT = "from reflector_cli.providers.workerpool import child_main; child_main()
 
 
 class _Worker:
-    def __init__(self, pool: WorkerPool | None, preload: Sequence[str] = ()) -> None:
+    def __init__(
+        self, pool: WorkerPool | None, preload: Sequence[str] = (), warm: str | None = None
+    ) -> None:
         self.conn, child = Pipe()
         argv = [sys.executable, "-c", _BOOT, str(child.fileno()), str(os.getpid())]
         self.proc = subprocess.Popen(
-            [*argv, ",".join(preload)],
+            [*argv, ",".join(preload), warm or ""],
             stdin=subprocess.DEVNULL,
             stdout=2,  # stdout is the command's (--json document), never a worker's
             pass_fds=(child.fileno(),),
@@ -140,13 +147,14 @@ class _Worker:
 _early: list[_Worker] = []
 
 
-def spawn_early(count: int, preload: Sequence[str]) -> None:
-    """Start `count` workers before any pool exists, importing `preload` meanwhile; the first
-    pool adopts them. Call from the main thread (their parent-death signal follows the thread
-    that started them). Workers no pool took are let go at exit."""
+def spawn_early(count: int, preload: Sequence[str], warm: str | None = None) -> None:
+    """Start `count` workers before any pool exists, importing `preload` and then calling
+    `warm` ("module:function") meanwhile; the first pool adopts them. Call from the main thread
+    (their parent-death signal follows the thread that started them). Workers no pool took
+    are let go at exit."""
     if not _early:
         atexit.register(_release_early)
-    _early.extend(_Worker(None, preload) for _ in range(count))
+    _early.extend(_Worker(None, preload, warm) for _ in range(count))
 
 
 def _adopt_early(pool: WorkerPool) -> _Worker | None:

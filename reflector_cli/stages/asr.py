@@ -81,9 +81,24 @@ def load_model(model: str, compute_type: str, cpu_threads: int, device: str = "c
     return whisper
 
 
+_warmed: tuple[str, str, int, str] | None = None
+
+
 def warm(asr: AsrOptions) -> None:
-    """Load the model this process will transcribe with, ahead of the first track."""
-    load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device)
+    """Load the model this process will transcribe with, ahead of the first track; a model an
+    earlier warm-up guessed (an early worker, before the run's options were known) and this
+    one does not use is dropped rather than kept resident."""
+    global _warmed
+    key = (_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device)
+    if _warmed is not None and _warmed != key:
+        load_model.cache_clear()
+    _warmed = key
+    load_model(*key)
+
+
+def warmed() -> tuple[str, str, int, str] | None:
+    """What the last warm-up loaded (model, compute type, threads, device), if any."""
+    return _warmed
 
 
 def _regions(path: Path, asr: AsrOptions, duration: float) -> tuple[list[Span], float]:

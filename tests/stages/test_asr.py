@@ -17,7 +17,7 @@ from faster_whisper import WhisperModel, decode_audio
 from reflector_cli.core.models import PadTrackIn, PadTrackOut, TrackRef, TranscribeIn, Word
 from reflector_cli.core.textmetrics import normalize_words, word_error_rate
 from reflector_cli.pipeline.execute import asr_options
-from reflector_cli.stages.asr import read_words, transcribe_track
+from reflector_cli.stages.asr import load_model, read_words, transcribe_track, warm, warmed
 from reflector_cli.stages.asr_guard import is_phantom, phantom_text
 from reflector_cli.stages.audio import pad_track
 from reflector_cli.stages.context import StageContext
@@ -146,3 +146,14 @@ def test_every_sentence_of_a_long_sparse_track_is_found_on_time(
         for u in (u for u in truth["utterances"] if u["speaker"] == sp["speaker"]):
             near = [w for w in words if abs(w.start - u["start"]) <= 1.0]
             assert near, f"{sp['name']}: nothing within 1 s of {u['start']} s ({u['text']})"
+
+
+def test_a_warm_up_with_other_options_drops_the_model_guessed_before(ctx: StageContext) -> None:
+    guessed = asr_options(ctx.settings)
+    warm(guessed)
+    real = guessed.model_copy(update={"compute_type": "float32"})
+    warm(real)
+    assert warmed() == (real.model, "float32", 1, "cpu")
+    assert load_model.cache_info().currsize == 1  # the guessed int8 model is not kept resident
+    warm(real)
+    assert load_model.cache_info().currsize == 1
