@@ -19,7 +19,8 @@ def resolve_language(settings: Settings, recording_language: str | None) -> str:
     """The run's language code (or `auto`), validated, in the documented precedence."""
     chosen = settings.language_flag or recording_language or settings.language or "en"
     code = chosen.strip().lower()
-    if code != AUTO and code not in _whisper_codes():
+    # English needs no lookup (importing the table loads all of faster-whisper).
+    if code not in (AUTO, "en") and code not in _whisper_codes():
         raise UserError(
             f"language {chosen!r}: not a language whisper knows (use a code like en, fr, de, "
             f"or auto)"

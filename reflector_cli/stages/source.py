@@ -16,7 +16,6 @@ from reflector_cli.core.models import (
     RecordingOut,
     TrackRef,
 )
-from reflector_cli.sources import daily, s3
 from reflector_cli.sources.folder import (
     MAX_TEXT,
     MIN_CONTAINER_START_S,
@@ -103,6 +102,8 @@ def checked_offset(label: str, named_s: float, container_s: float) -> tuple[floa
 
 def _daily_recording(inp: PipelineInput, ctx: StageContext) -> RecordingOut:
     """Look the recording up, stream its speaker tracks into `<rid>/raw/`, probe each one."""
+    from reflector_cli.sources import daily, s3  # Daily only: httpx and boto3 cost ~0.1 s
+
     with daily.client_from_settings(ctx.settings, f"Daily.co recording {inp.source}") as api:
         rec = api.get_recording(inp.source)
     picked = daily.check_ready(rec, inp.include_screen_audio)
@@ -151,6 +152,8 @@ def _daily_recording(inp: PipelineInput, ctx: StageContext) -> RecordingOut:
 
 def _daily_participants(inp: GetParticipantsIn, ctx: StageContext) -> ParticipantsOut:
     """Names from the meeting session's participants; `Speaker N` when Daily cannot say."""
+    from reflector_cli.sources import daily
+
     found: dict[str, daily.DailyParticipant] = {}
     session = inp.recording.session_id
     if not session:

@@ -60,6 +60,13 @@ def _wait_for_row(data: Path, sql: str, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
+# Stages finished (not reused) over every run so far.
+_FRESH_DONE = (
+    "SELECT COUNT(*) FROM stage_runs WHERE status = 'done' AND reused_from IS NULL "
+    "HAVING COUNT(*) >= {n}"
+)
+
+
 def _strip(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k != "run_id"}
 
@@ -70,9 +77,15 @@ def test_four_kills_leave_no_process_and_the_rerun_matches(
     _, reference = processed
     data = tmp_path / "data"
     rng = random.Random(12)
-    for sig in (signal.SIGKILL, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL):
+    # Each kill lands after a given number of stages has finished across the runs so far (0:
+    # during start-up), plus a random moment: a whole run now takes ~3 s, so fixed delays
+    # would find it ended, and a resumed run reuses what the killed ones finished.
+    plan = ((signal.SIGKILL, 0), (signal.SIGKILL, 3), (signal.SIGTERM, 7), (signal.SIGKILL, 11))
+    for sig, finished in plan:
         proc = _start(data)
-        time.sleep(rng.uniform(1.5, 5.0))
+        if finished:
+            _wait_for_row(data, _FRESH_DONE.format(n=finished), proc)
+        time.sleep(rng.uniform(0.0, 0.3) if finished else rng.uniform(0.2, 0.8))
         alive = belonging(data)
         assert proc.pid in alive
         proc.send_signal(sig)
@@ -110,7 +123,7 @@ def test_a_sigkilled_run_is_reported_interrupted_and_its_transcript_idle(tmp_pat
     data = tmp_path / "data"
     proc = _start(data)
     _wait_for_row(data, "SELECT 1 FROM runs WHERE status = 'running'", proc)
-    time.sleep(1.0)
+    _wait_for_row(data, _FRESH_DONE.format(n=2), proc)  # mid-run, whatever the machine's speed
     proc.kill()
     proc.communicate(timeout=GONE_S)
     assert _db_rows(data, "SELECT status FROM runs") == [("running",)], "nothing ran the cleanup"
