@@ -7,12 +7,17 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from hatchet_sdk.clients.rest.models.v1_task_status import V1TaskStatus
 
 from reflector_cli.core.config import load_settings
 from reflector_cli.providers import hatchet as hp
 from reflector_cli.providers.hatchet import common
+from reflector_cli.providers.hatchet.follow import HatchetProvider
+from reflector_cli.providers.hatchet.mirror import Mirror
 from reflector_cli.runs.process import process_recording
 from reflector_cli.runs.replay import replay
 from reflector_cli.store.repo import Store
@@ -79,3 +84,38 @@ def test_replay_without_force_reruns_only_the_failed_task_on_the_engine(
     assert engine[("generate_title", None)].retry_count > 0
     assert "take transcribe_track" not in healthy.tail(100_000)
     assert "take generate_title" in healthy.tail(100_000)
+
+
+class _Engine:
+    """What the follower reads of a replayed run: status, core details, task listing."""
+
+    def __init__(self, retries: dict[str, int]) -> None:
+        self.retries = retries
+        self.runs = self
+
+    def get_status(self, run_id: str) -> V1TaskStatus:
+        return V1TaskStatus.CANCELLED
+
+    def get_details(self, run_id: str) -> Any:
+        cancelled = SimpleNamespace(to_v1_task_status=lambda: V1TaskStatus.CANCELLED)
+        return SimpleNamespace(done=True, status=cancelled)
+
+    def list(self, **kw: Any) -> Any:
+        rows = [
+            SimpleNamespace(metadata=SimpleNamespace(id=i), retry_count=n)
+            for i, n in self.retries.items()
+        ]
+        return SimpleNamespace(rows=rows)
+
+
+def test_a_replay_is_not_over_while_a_replayed_task_waits_for_its_new_attempt() -> None:
+    """Between a replayed task's completion and its child's new attempt, the engine reads the
+    whole run CANCELLED (the child keeps the old run's CANCELLED until it is queued again)."""
+    engine = _Engine({"title": 3, "finalize": 0, "summary": 0})
+    prov = HatchetProvider(None, SimpleNamespace(run_id="r-1"), hatchet=engine)
+    prov._baseline = {"title": 2, "finalize": 0, "summary": 0}
+    prov._replaying = {"title", "finalize"}
+    state = Mirror()
+    assert prov._settled_status("run", state) == V1TaskStatus.RUNNING
+    engine.retries["finalize"] = 1  # queued again, then (say) cancelled again: over
+    assert prov._settled_status("run", state) == V1TaskStatus.CANCELLED

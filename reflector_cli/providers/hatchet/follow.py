@@ -128,6 +128,8 @@ class HatchetProvider:
         self._tag = log.run_id
         # Engine replay: retry_count of each task before the replay (see replay_engine_run).
         self._baseline: dict[str, int] | None = None
+        # Engine replay: the tasks it will run again (the failed ones and their descendants).
+        self._replaying: set[str] = set()
 
     @property
     def hatchet(self) -> Hatchet:
@@ -246,7 +248,10 @@ class HatchetProvider:
         listed = self.hatchet.runs.get_status(engine_run_id)
         if listed not in TERMINAL:
             state.disagree_since = None
+            state.replay_gap_since = None
             return listed
+        if self._replay_gap(state):
+            return V1TaskStatus.RUNNING
         details = self.hatchet.runs.get_details(engine_run_id)
         core = details.status.to_v1_task_status() if details.done else None
         if core == listed:
@@ -257,6 +262,34 @@ class HatchetProvider:
         if core in TERMINAL and now - state.disagree_since > LISTING_LAG_S:
             return core
         return V1TaskStatus.RUNNING
+
+    def _replay_gap(self, state: Mirror) -> bool:
+        """During an engine replay, whether a terminal status may be a gap between two steps.
+
+        The engine queues a replayed task's descendants again only once that task completes;
+        until then they keep the old run's CANCELLED. Between a replayed task's completion and
+        its children's new attempt, every task of the run is terminal, and the listing and the
+        core tables both read the run as CANCELLED. The run is over only once every replayed
+        task has its new attempt (retry_count past the baseline; a descendant the engine
+        cancels again gets one too). Listed after the terminal status and before the core
+        details (`_settled_status`), so a step queued in between cannot be missed. Bounded by
+        LISTING_LAG_S, in case the engine left a task out of the replay.
+        """
+        if not self._replaying or self._baseline is None:
+            return False
+        now = {r.metadata.id: int(r.retry_count or 0) for r in self._listing()}
+        before = self._baseline
+        waiting = sorted(i for i in self._replaying if now.get(i, -1) <= before[i])
+        if not waiting:
+            state.replay_gap_since = None
+            return False
+        t = time.monotonic()
+        state.replay_gap_since = state.replay_gap_since or t
+        if t - state.replay_gap_since <= LISTING_LAG_S:
+            log.debug("replay: run reads terminal, tasks %s not rerun yet: waiting", waiting)
+            return True
+        log.warning("replay: tasks %s never ran again; taking the run's status", waiting)
+        return False
 
     def outcome(self, engine_run_id: str, status: V1TaskStatus, state: Mirror) -> RunOutcome:
         fatal = next(((n, e) for n, e in state.failures if dag.stage(n).critical), None)
@@ -303,8 +336,11 @@ class HatchetProvider:
                 node.logged = max(0, 2 * attempts - 1)
         return state
 
+    def _listing(self) -> list[Any]:
+        return list_tasks(self.hatchet, self._tag, self._since)
+
     def _tasks(self) -> list[Any]:
-        rows = list_tasks(self.hatchet, self._tag, self._since)
+        rows = self._listing()
         if self._baseline is None:
             return rows
         out = []

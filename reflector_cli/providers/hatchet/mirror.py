@@ -27,6 +27,7 @@ class Mirror:
         self.failures: list[tuple[str, str]] = []
         self.run_over = False  # the engine run is terminal: a FAILED task won't be retried
         self.disagree_since: float | None = None  # listing terminal, core tables not (yet)
+        self.replay_gap_since: float | None = None  # run terminal, a replayed task not rerun
         self.streamed = 0  # stage records taken from the workers' stream (see `take`)
 
     def settle(self, name: str, track: int | None, out: BaseModel) -> None:

@@ -45,6 +45,12 @@ def replay_engine_run(prov: Any, old_run: dict[str, Any]) -> RunOutcome:
         replayed |= dag.descendants(name) if name in dag.BY_NAME else set()
     state = _reuse_old(log, str(old_run["id"]), replayed)
     prov._baseline = {r.metadata.id: int(r.retry_count or 0) for r in rows}
+    # What the engine runs again: the failed tasks and their descendants, which a failed parent
+    # left CANCELLED (see HatchetProvider._replay_gap).
+    stopped = (V1TaskStatus.FAILED, V1TaskStatus.CANCELLED)
+    prov._replaying = {
+        r.metadata.id for r in rows if r.status in stopped and task_name(r) in replayed
+    } | {r.metadata.id for r in failed}
     log.store.set_run(log.run_id, engine_run_id=engine_run_id)
     from hatchet_sdk.features.runs import BulkCancelReplayOpts
 
