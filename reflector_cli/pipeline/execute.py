@@ -13,6 +13,7 @@ from reflector_cli.core.models import AsrOptions
 from reflector_cli.core.whisper_models import resolve_model
 from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.dag import stage
+from reflector_cli.stages import heap
 from reflector_cli.stages.context import EmitFn, StageContext, _drop
 from reflector_cli.storage import open_storage
 
@@ -44,6 +45,7 @@ def asr_device(asked: str) -> Literal["cpu", "cuda"]:
 
 def warm_up(asr: AsrOptions) -> None:
     """Load per-process stage state (the DAG's WORKER_WARMUP) before the first task."""
+    heap.bound_retention()
     dag.resolve_hook(dag.WORKER_WARMUP)(asr)
 
 
@@ -70,6 +72,7 @@ def run_stage(
     emit_fn: EmitFn = _drop,
 ) -> dict[str, Any]:
     """Validate `payload` as the stage's input, run it, return its output as JSON data."""
+    heap.bound_retention()  # every provider's worker comes through here
     st = stage(name)
     inp = st.input_model.model_validate(payload)
     ctx = StageContext(
