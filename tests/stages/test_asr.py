@@ -71,7 +71,9 @@ def test_a_track_whose_decoding_falls_back_gives_the_same_words_twice(ctx: Stage
     with ctx.storage.local_path(padded.key) as path:
         segments, _ = model.transcribe(str(path), language="en", beam_size=1, vad_filter=False)
         fell_back = sum(s.temperature > 0 for s in segments)
-    assert fell_back >= 2, "the track no longer falls back"
+    # At least one: up to the first fallback everything is greedy, so that one is certain;
+    # how many follow depends on what was sampled (1 to 22 seen on this track).
+    assert fell_back >= 1, "the track no longer falls back"
     # ...ours never samples, so two runs agree word for word (times and probabilities too).
     first, _ = _transcribe(ctx, padded)
     second, _ = _transcribe(ctx, padded)
