@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from faster_whisper import WhisperModel
-from faster_whisper.transcribe import get_ctranslate2_storage
 
 HALF_WINDOW_FRAMES = 1500
 MARGIN_FRAMES = 500  # 5 s of padding after the content, as in a full window with 25 s of audio
@@ -38,11 +37,7 @@ class HalfWindowWhisper(WhisperModel):
     """faster-whisper's WhisperModel; `encode` skips the padding of half-empty windows."""
 
     def encode(self, features: np.ndarray) -> Any:
-        if features.ndim == 2:
-            features = np.expand_dims(features, 0)
         frames = encoded_frames(features)
         if frames < features.shape[-1]:
-            features = np.ascontiguousarray(features[..., :frames])
-        # As upstream: several GPUs hand the output back through the CPU.
-        to_cpu = self.model.device == "cuda" and len(self.model.device_index) > 1
-        return self.model.encode(get_ctranslate2_storage(features), to_cpu=to_cpu)
+            features = features[..., :frames]  # upstream makes it contiguous for CTranslate2
+        return super().encode(features)

@@ -46,7 +46,7 @@ class _Counting(HalfWindowWhisper):
     seen: list[int]
 
     def encode(self, features: np.ndarray) -> object:
-        self.seen.append(encoded_frames(features if features.ndim == 3 else features[None]))
+        self.seen.append(encoded_frames(features))
         return super().encode(features)
 
 
