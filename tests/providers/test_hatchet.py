@@ -440,3 +440,25 @@ def test_heavy_gate_bounds_concurrency_and_extends_timeouts_while_waiting(
     # Whoever waited had its execution deadline pushed back by the engine-facing context.
     assert any(c.refreshed for c in ctxs)
     assert hp.engine_slots(2) > 2
+
+
+def _registered_timeouts(settings: Settings) -> dict[str, str]:
+    """Each task's execution timeout as the worker would register it with the engine."""
+    out: dict[str, str] = {}
+    for wf in workflows.build_workflows(hp.client(), settings):
+        for task in wf.to_proto().tasks:
+            out[task.readable_id] = task.timeout
+    return out
+
+
+@pytest.mark.hatchet
+def test_stage_timeout_overrides_reach_the_registered_tasks(
+    hatchet_client_env: dict[str, str],
+) -> None:
+    plain = _registered_timeouts(Settings())
+    tuned = _registered_timeouts(Settings(stage_timeouts="transcribe_track=0.4,generate_title=90"))
+    # The engine counts whole seconds: a fraction is rounded up, never truncated to zero.
+    assert tuned["transcribe_track"] == "1s" != plain["transcribe_track"]
+    assert tuned["generate_title"] == "90s" != plain["generate_title"]
+    untouched = set(plain) - {"transcribe_track", "generate_title"}
+    assert untouched and all(tuned[k] == plain[k] for k in untouched)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -49,8 +50,12 @@ ENGINE_SLOTS_EXTRA = 4
 GATE_REFRESH_S = 20
 
 
-def _timeout(stage: dag.Stage, audio_s: float | None) -> timedelta:
-    return timedelta(seconds=stage.timeout_s(audio_s))
+def _timeout(stage: dag.Stage, audio_s: float | None, settings: Settings) -> timedelta:
+    """One attempt's budget. The engine enforces what the worker registered, so an override in
+    the worker's settings (REFLECTOR_STAGE_TIMEOUTS) is what counts on this provider. The
+    engine counts whole seconds (a fraction would truncate to no timeout), so it rounds up."""
+    seconds = stage.timeout_s(audio_s, settings.timeout_overrides)
+    return timedelta(seconds=max(1, math.ceil(seconds)))
 
 
 def _fanout_timeout(audio_s: float | None, n_tracks: int, settings: Settings) -> timedelta:
@@ -59,7 +64,7 @@ def _fanout_timeout(audio_s: float | None, n_tracks: int, settings: Settings) ->
     for s in PER_TRACK:
         policy = s.retry_policy(settings)
         waits = sum(policy.delay_s(n) for n in range(1, policy.max_attempts))
-        per_track += s.timeout_s(audio_s) * policy.max_attempts + waits
+        per_track += s.timeout_s(audio_s, settings.timeout_overrides) * policy.max_attempts + waits
     return timedelta(seconds=per_track * max(1, n_tracks) + 60)
 
 
@@ -142,7 +147,7 @@ def _call(
         return stage.output_model.model_validate(done)
     audio_s = input.audio_s
     log.info("take %s track=%s attempt=%d", stage.name, track, ctx.attempt_number)
-    _extend(ctx, _timeout(stage, None), _timeout(stage, audio_s))
+    _extend(ctx, _timeout(stage, None, settings), _timeout(stage, audio_s, settings))
     _backoff(stage, settings, ctx)
     if not stage.light:
         _GATE.acquire(ctx)
@@ -225,7 +230,7 @@ def _needs_fanout(s: dag.Stage) -> bool:
 
 def _top_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) -> Any:
     parents = list(dict.fromkeys(FANOUT if p in PER_TRACK_NAMES else p for p in s.parents))
-    registered = _timeout(s, None)
+    registered = _timeout(s, None, settings)
     fanout = tasks.get(FANOUT)
 
     def body(input: RunInput, ctx: Context) -> BaseModel:
@@ -250,7 +255,7 @@ def _top_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) 
 
 
 def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) -> Any:
-    registered = _timeout(s, None)
+    registered = _timeout(s, None, settings)
 
     def body(input: TrackInput, ctx: Context) -> BaseModel:
         outputs: dict[str, Any] = {}
