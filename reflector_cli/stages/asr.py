@@ -1,7 +1,8 @@
 """transcribe_track: faster-whisper on one padded track; every word carries the track's speaker.
 
-The track is read in bounded windows; VAD speech regions are decoded in groups, and a region a
-group decode left empty is decoded alone (see asr_audio); with a batch size above 1, chunks of at
+The track is read in bounded windows; the VAD looks only where the track's level envelope is not
+long quiet (levels.live_spans); its speech regions are decoded in groups, and a region a group
+decode left empty is decoded alone (see asr_audio); with a batch size above 1, chunks of at
 most 30 s are decoded in batches instead. Decoding is deterministic: greedy or beam search at
 temperature 0 only. The model is loaded once per process and cached.
 """
@@ -32,6 +33,7 @@ from reflector_cli.stages.asr_audio import (
 )
 from reflector_cli.stages.asr_guard import is_phantom
 from reflector_cli.stages.context import StageContext
+from reflector_cli.stages.levels import from_bytes, live_spans
 
 _load_lock = threading.Lock()
 
@@ -101,15 +103,26 @@ def warmed() -> tuple[str, str, int, str] | None:
     return _warmed
 
 
-def _regions(path: Path, asr: AsrOptions, duration: float) -> tuple[list[Span], float]:
-    """Speech regions (VAD), or the whole track in pieces; and the speech length. Batched
-    decoding takes chunks of at most CHUNK_S, so the VAD splits regions that long."""
+def _regions(
+    path: Path, asr: AsrOptions, duration: float, spans: list[tuple[float, float]] | None
+) -> tuple[list[Span], float]:
+    """Speech regions (VAD, inside `spans` when the track's levels gave them), or the whole
+    track in pieces; and the speech length. Batched decoding takes chunks of at most CHUNK_S,
+    so the VAD splits regions that long."""
     limit = CHUNK_S if asr.batch_size > 1 else MAX_REGION_S
     if asr.vad:
-        regions, _ = speech_regions(path, limit)
+        regions = speech_regions(path, limit, spans)
         return [Span(a, b) for a, b in regions], sum(b - a for a, b in regions)
     steps = np.arange(0.0, max(duration, 0.0), limit)
     return [Span(a, min(a + limit, duration)) for a in steps], duration
+
+
+def _live_spans(inp: TranscribeIn, ctx: StageContext) -> list[tuple[float, float]] | None:
+    """Where the VAD should look, from the level envelope pad_track stored (None: everywhere)."""
+    key = inp.padded.levels_key
+    if not key or not ctx.storage.exists(key):
+        return None
+    return live_spans(from_bytes(ctx.storage.read_bytes(key)))
 
 
 def _detect(model: Any, path: Path, found: list[Span]) -> tuple[str | None, float | None]:
@@ -245,7 +258,7 @@ def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
     words: list[Word] = []
     dropped = 0
     with ctx.storage.local_path(inp.padded.key) as path:
-        found, speech = _regions(path, asr, inp.padded.duration_s)
+        found, speech = _regions(path, asr, inp.padded.duration_s, _live_spans(inp, ctx))
         heap.trim()  # the VAD's windows: freed, but resident while the decode runs
         lang, prob = (asr.language, None) if asr.language != "auto" else _detect(model, path, found)
         run = inp.model_copy(update={"asr": asr.model_copy(update={"language": lang or "en"})})

@@ -75,16 +75,19 @@ def read_span(path: Path, start_s: float, end_s: float) -> np.ndarray:
     return audio[: round((end_s - start_s) * RATE)]
 
 
-def _windows(path: Path) -> Iterator[tuple[float, np.ndarray]]:
-    """(start second, samples) of consecutive VAD_WINDOW_S windows of the whole track.
+def _windows(
+    path: Path, start_s: float = 0.0, length_s: float | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(start second, samples) of consecutive VAD_WINDOW_S windows of the track from `start_s`
+    for `length_s` (None: to the end).
 
     Every window is the same buffer, refilled: a caller must be done with one before the next.
     """
     size = round(VAD_WINDOW_S * RATE)
     window = np.empty(size, dtype=np.float32)
     have = 0
-    pos = 0
-    for block in _resampled(path):
+    pos = round(start_s * RATE)
+    for block in _resampled(path, start_s, length_s):
         while block.size:
             n = min(size - have, block.size)
             window[have : have + n] = block[:n]
@@ -97,24 +100,26 @@ def _windows(path: Path) -> Iterator[tuple[float, np.ndarray]]:
 
 
 def speech_regions(
-    path: Path, max_region_s: float = MAX_REGION_S
-) -> tuple[list[tuple[float, float]], float]:
-    """VAD speech regions (seconds, none longer than `max_region_s`) of the whole track, and
-    the track's duration."""
+    path: Path,
+    max_region_s: float = MAX_REGION_S,
+    spans: list[tuple[float, float]] | None = None,
+) -> list[tuple[float, float]]:
+    """VAD speech regions (seconds, none longer than `max_region_s`) of the track, looked for
+    only inside `spans` (None: the whole track); the VAD restarts at each span."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     opts = VadOptions(max_speech_duration_s=max_region_s)
     regions: list[tuple[float, float]] = []
-    duration = 0.0
-    for start, audio in _windows(path):
-        duration = start + audio.size / RATE
+    looked = [(0.0, None)] if spans is None else [(a, b - a) for a, b in spans]
+    windows = (w for a, length in looked for w in _windows(path, a, length))
+    for start, audio in windows:
         for r in get_speech_timestamps(audio, opts):
             a, b = start + r["start"] / RATE, start + r["end"] / RATE
             if regions and a - regions[-1][1] < MERGE_GAP_S and b - regions[-1][0] <= max_region_s:
                 regions[-1] = (regions[-1][0], b)
             else:
                 regions.append((a, b))
-    return regions, duration
+    return regions
 
 
 def groups(regions: list[tuple[float, float]]) -> list[list[Span]]:

@@ -1,5 +1,6 @@
-"""Short-time level envelopes of the padded tracks, streamed in blocks (bounded memory), and the
-per-pair leak gains that crosstalk suppression compares words against.
+"""Short-time level envelopes of the padded tracks, streamed in blocks (bounded memory); the
+per-pair leak gains that crosstalk suppression compares words against; and the long quiet
+stretches the VAD can skip.
 """
 
 from __future__ import annotations
@@ -169,3 +170,46 @@ def _source_frames(s: np.ndarray, j: int, floor: float) -> np.ndarray | None:
         if source.sum() >= MIN_SOURCE_FRAMES:
             return source
     return None
+
+
+# Where the VAD need not look (see live_spans): a quiet stretch stays below the track's noise
+# floor + QUIET_ABOVE_FLOOR_DB, and never above QUIET_MAX_DBFS (a loud room's floor gates
+# nothing). The VAD still sees QUIET_TAIL_S of it after speech (it ends a region only after 2 s of
+# silence, then pads it by 0.4 s: cut sooner, every region would run to the cut) and QUIET_LEAD_S
+# before speech resumes (more than its 0.4 s onset padding); shorter stretches are not skipped.
+QUIET_ABOVE_FLOOR_DB = 6.0
+QUIET_MAX_DBFS = -50.0
+QUIET_TAIL_S = 3.0
+QUIET_LEAD_S = 1.0
+QUIET_MIN_S = QUIET_TAIL_S + QUIET_LEAD_S + 1.0
+
+
+def live_spans(env: np.ndarray, frame_s: float = FRAME_S) -> list[tuple[float, float]]:
+    """Stretches of a track worth a VAD pass (seconds): everything but long quiet stretches.
+
+    Digital silence (padding, muted gaps) and a noise floor with nobody speaking cannot hold
+    speech; skipping them saves the VAD most of a track that is mostly other people's turns.
+    """
+    n = len(env)
+    if n == 0:
+        return []
+    level = db(env)
+    live = env[env > FLOOR_POWER]
+    floor = float(db(np.percentile(live, 10))) if len(live) else db(0.0)
+    quiet = level < min(floor + QUIET_ABOVE_FLOOR_DB, QUIET_MAX_DBFS)
+    quiet |= env <= FLOOR_POWER
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.view(np.int8), [0]])))
+    min_frames = round(QUIET_MIN_S / frame_s)
+    tail, lead = round(QUIET_TAIL_S / frame_s), round(QUIET_LEAD_S / frame_s)
+    spans: list[tuple[float, float]] = []
+    pos = 0
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if b - a < min_frames:
+            continue
+        cut_a, cut_b = (a + tail if a > 0 else 0), (b - lead if b < n else n)
+        if cut_a > pos:
+            spans.append((pos * frame_s, cut_a * frame_s))
+        pos = cut_b
+    if pos < n:
+        spans.append((pos * frame_s, n * frame_s))
+    return spans

@@ -18,9 +18,11 @@ from reflector_cli.core.models import PadTrackIn, PadTrackOut, TrackRef, Transcr
 from reflector_cli.core.textmetrics import normalize_words, word_error_rate
 from reflector_cli.pipeline.execute import asr_options
 from reflector_cli.stages.asr import load_model, read_words, transcribe_track, warm, warmed
+from reflector_cli.stages.asr_audio import speech_regions
 from reflector_cli.stages.asr_guard import is_phantom, phantom_text
 from reflector_cli.stages.audio import pad_track
 from reflector_cli.stages.context import StageContext
+from reflector_cli.stages.levels import envelope, live_spans, to_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "fixtures" / "meeting"
@@ -159,3 +161,33 @@ def test_a_warm_up_with_other_options_drops_the_model_guessed_before(ctx: StageC
     assert load_model.cache_info().currsize == 1  # the guessed int8 model is not kept resident
     warm(real)
     assert load_model.cache_info().currsize == 1
+
+
+@pytest.mark.slow
+def test_the_vad_skips_what_the_levels_show_quiet_and_finds_the_same_speech(
+    ctx: StageContext,
+) -> None:
+    said = ["The budget review starts on Monday morning.", "We ship the new dashboard in March."]
+    rng = np.random.default_rng(3)
+
+    def floor(seconds: float) -> np.ndarray:  # a -70 dBFS room between the turns
+        return (rng.standard_normal(round(seconds * RATE)) * 3e-4).astype(np.float32)
+
+    audio = np.concatenate(
+        [np.zeros(20 * RATE, np.float32), _speech(said[0]), floor(25), _speech(said[1]), floor(3)]
+    )
+    padded = _padded(ctx, audio)
+    with ctx.storage.local_path(padded.key) as path:
+        env = envelope(path)
+        spans = live_spans(env)
+        whole, gated = speech_regions(path), speech_regions(path, spans=spans)
+    assert sum(b - a for a, b in spans) < 0.5 * padded.duration_s  # most of the track skipped
+    assert len(gated) == len(whole) == 2
+    assert np.allclose(gated, whole, atol=0.15), (gated, whole)
+
+    key = "rec/padded/t.levels.f32"
+    ctx.storage.write_bytes(key, to_bytes(env))
+    words, _ = _transcribe(ctx, padded.model_copy(update={"levels_key": key}))
+    ref = normalize_words(" ".join(said).split())
+    assert word_error_rate(ref, normalize_words([w.text for w in words])) <= 0.2, words
+    assert 20.0 < words[0].start < 24.0 and 45.0 < words[-1].start < 52.0

@@ -7,7 +7,16 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from reflector_cli.stages.levels import FRAME_S, Levels, envelope, leak_gains
+from reflector_cli.stages.levels import (
+    FRAME_S,
+    QUIET_LEAD_S,
+    QUIET_MIN_S,
+    QUIET_TAIL_S,
+    Levels,
+    envelope,
+    leak_gains,
+    live_spans,
+)
 from tests.stages.crosstalk_audio import RATE, Meeting
 
 
@@ -46,3 +55,30 @@ def test_a_track_that_is_never_the_source_gives_no_gain() -> None:
     gains = leak_gains(Levels.from_envelopes([bursts, leak_only]))
     assert -31 < gains[1, 0] < -29
     assert np.isnan(gains[0, 1])  # track 1 is never the one talking: no evidence about it
+
+
+def _env(*parts: tuple[float, float]) -> np.ndarray:
+    """An envelope of (seconds, dBFS) stretches; None-like -inf dB is digital silence."""
+    frames = [np.full(round(sec / FRAME_S), 10 ** (dbfs / 10)) for sec, dbfs in parts]
+    return np.concatenate(frames).astype(np.float32)
+
+
+def test_live_spans_skip_padding_and_long_quiet_but_keep_the_vads_margins() -> None:
+    floor, speech = -70.0, -25.0
+    env = _env((30, -200), (5, speech), (1.5, floor), (5, speech), (60, floor), (5, speech))
+    spans = live_spans(env)
+    # The padding goes whole; a pause shorter than QUIET_MIN_S stays; the long floor keeps
+    # QUIET_TAIL_S after the speech before it and QUIET_LEAD_S before the speech after it.
+    first_end, second = 30 + 5 + 1.5 + 5, 30 + 5 + 1.5 + 5 + 60
+    expect = [(30 - QUIET_LEAD_S, first_end + QUIET_TAIL_S), (second - QUIET_LEAD_S, second + 5)]
+    assert np.allclose(spans, expect, atol=FRAME_S)
+    assert QUIET_MIN_S > QUIET_TAIL_S + QUIET_LEAD_S
+
+
+def test_live_spans_never_gate_a_loud_floor_or_a_track_with_no_long_quiet() -> None:
+    loud_room = _env((20, -45), (5, -20), (20, -45))  # a fan at -45 dBFS: the VAD must judge
+    assert live_spans(loud_room) == [(0.0, 45.0)]
+    chatty = _env(*[(3, -25), (1, -70)] * 10)
+    assert live_spans(chatty) == [(0.0, 40.0)]
+    assert live_spans(np.zeros(0, dtype=np.float32)) == []
+    assert live_spans(_env((10, -200))) == []  # all padding: nothing to look at
