@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reflector_cli.core import envnames
 from reflector_cli.core.whisper_models import BUNDLED, bundled_path
 
 ProviderName = Literal["local", "hatchet", "celery"]
@@ -71,7 +72,7 @@ class Settings(BaseSettings):
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
-        validation_alias=AliasChoices("workers", "REFLECTOR_WORKERS"),
+        validation_alias=AliasChoices("workers", envnames.WORKERS),
     )
     crosstalk: bool = Field(
         default=True, validation_alias=AliasChoices("crosstalk", "REFLECTOR_CROSSTALK")
@@ -120,11 +121,11 @@ class Settings(BaseSettings):
     # Orchestration
     provider: ProviderName = Field(
         default="local",
-        validation_alias=AliasChoices("provider", "DURABLE_WORKFLOW_PROVIDER"),
+        validation_alias=AliasChoices("provider", envnames.PROVIDER),
     )
     shadow_mode: bool = Field(
         default=False,
-        validation_alias=AliasChoices("shadow_mode", "DURABLE_WORKFLOW_SHADOW_MODE"),
+        validation_alias=AliasChoices("shadow_mode", envnames.SHADOW_MODE),
     )
     shadow_provider: ProviderName | None = Field(
         default=None,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from reflector_cli.core import envnames
+
 # What a worker's first tasks import (pad_track, transcribe_track and its model).
 PRELOAD = (
     "reflector_cli.providers.local_task",
@@ -38,14 +40,11 @@ def worker_count(argv: Sequence[str]) -> int:
     """How many workers `process` with these arguments will run locally (0: none)."""
     if argv[:1] != ["process"] or _NOT_LOCAL & set(argv):
         return 0
-    provider = _flag(argv, "--provider") or os.environ.get("DURABLE_WORKFLOW_PROVIDER", "local")
-    if provider != "local" or os.environ.get("DURABLE_WORKFLOW_SHADOW_MODE", "").lower() in (
-        "1",
-        "true",
-        "yes",
-    ):
+    provider = _flag(argv, "--provider") or os.environ.get(envnames.PROVIDER, "local")
+    shadow = os.environ.get(envnames.SHADOW_MODE, "").lower() in envnames.TRUE_WORDS
+    if provider != "local" or shadow:
         return 0
-    raw = _flag(argv, "--workers") or os.environ.get("REFLECTOR_WORKERS")
+    raw = _flag(argv, "--workers") or os.environ.get(envnames.WORKERS)
     if raw is None:
         return os.cpu_count() or 1
     return int(raw) if raw.isdigit() else 0  # a bad value is the settings' error to report

@@ -3,7 +3,10 @@ the settings they can see before any pool adopts them, unless a flag picks the m
 
 from __future__ import annotations
 
-from reflector_cli.core.config import default_model_path
+import pytest
+
+from reflector_cli.core import envnames
+from reflector_cli.core.config import Settings, default_model_path
 from reflector_cli.providers.early import PRELOAD, WARM, warm_hook, worker_count
 from reflector_cli.providers.local_task import init_worker
 from reflector_cli.providers.workerpool import WorkerPool, spawn_early
@@ -17,6 +20,20 @@ def test_the_model_is_guessed_only_when_no_flag_picks_it() -> None:
         assert warm_hook(["process", "x", f"{flag}=v"]) is None
     assert worker_count(["process", "x", "--workers", "3"]) == 3
     assert worker_count(["process", "x", "--dry-run"]) == 0
+
+
+@pytest.mark.parametrize("word", sorted(envnames.TRUE_WORDS | {"TRUE", "Yes"}))
+def test_early_start_reads_the_environment_as_the_settings_do(
+    word: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["process", "x"]
+    monkeypatch.setenv(envnames.WORKERS, "3")
+    assert Settings().workers == worker_count(argv) == 3
+    monkeypatch.setenv(envnames.SHADOW_MODE, word)
+    assert Settings().shadow_mode and worker_count(argv) == 0  # shadow runs start no local pool
+    monkeypatch.setenv(envnames.SHADOW_MODE, "false")
+    monkeypatch.setenv(envnames.PROVIDER, "celery")
+    assert Settings().provider == "celery" and worker_count(argv) == 0
 
 
 def _adopted_worker_state(warm: str | None) -> object:
