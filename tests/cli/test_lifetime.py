@@ -65,6 +65,13 @@ _FRESH_DONE = (
     "SELECT COUNT(*) FROM stage_runs WHERE status = 'done' AND reused_from IS NULL "
     "HAVING COUNT(*) >= {n}"
 )
+# ...and a heavy stage still running: the run is mid-work, not in its last light stages (which
+# take ~0.1 s together, so a kill keyed to the count alone could find the run already ended).
+_MID_RUN = (
+    "SELECT 1 FROM stage_runs WHERE status = 'running' AND stage IN "
+    "('pad_track', 'transcribe_track', 'mixdown_tracks') "
+    "AND EXISTS (" + _FRESH_DONE + ")"
+)
 
 
 def _strip(doc: dict[str, Any]) -> dict[str, Any]:
@@ -77,15 +84,17 @@ def test_four_kills_leave_no_process_and_the_rerun_matches(
     _, reference = processed
     data = tmp_path / "data"
     rng = random.Random(12)
-    # Each kill lands after a given number of stages has finished across the runs so far (0:
-    # during start-up), plus a random moment: a whole run now takes ~3 s, so fixed delays
-    # would find it ended, and a resumed run reuses what the killed ones finished.
-    plan = ((signal.SIGKILL, 0), (signal.SIGKILL, 3), (signal.SIGTERM, 7), (signal.SIGKILL, 11))
+    # Each kill lands once a given number of stages has finished across the runs so far (0:
+    # during start-up) while a heavy stage still runs, plus a random moment: a whole run takes
+    # ~3 s, so fixed delays would find it ended, and a resumed run reuses what the killed ones
+    # finished. (Keyed to the count alone, the last kill found the run already over in 4 of 7
+    # runs once the VAD got faster: its last 7 stages are light.)
+    plan = ((signal.SIGKILL, 0), (signal.SIGKILL, 3), (signal.SIGTERM, 6), (signal.SIGKILL, 8))
     for sig, finished in plan:
         proc = _start(data)
         if finished:
-            _wait_for_row(data, _FRESH_DONE.format(n=finished), proc)
-        time.sleep(rng.uniform(0.0, 0.3) if finished else rng.uniform(0.2, 0.8))
+            _wait_for_row(data, _MID_RUN.format(n=finished), proc)
+        time.sleep(rng.uniform(0.0, 0.1) if finished else rng.uniform(0.2, 0.8))
         alive = belonging(data)
         assert proc.pid in alive
         proc.send_signal(sig)
