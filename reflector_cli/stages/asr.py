@@ -33,7 +33,7 @@ from reflector_cli.stages.asr_audio import (
 )
 from reflector_cli.stages.asr_guard import is_phantom
 from reflector_cli.stages.context import StageContext
-from reflector_cli.stages.levels import from_bytes, live_spans
+from reflector_cli.stages.levels import live_spans, stored
 
 _load_lock = threading.Lock()
 
@@ -119,10 +119,8 @@ def _regions(
 
 def _live_spans(inp: TranscribeIn, ctx: StageContext) -> list[tuple[float, float]] | None:
     """Where the VAD should look, from the level envelope pad_track stored (None: everywhere)."""
-    key = inp.padded.levels_key
-    if not key or not ctx.storage.exists(key):
-        return None
-    return live_spans(from_bytes(ctx.storage.read_bytes(key)))
+    env = stored(inp.padded, ctx)
+    return None if env is None else live_spans(env)
 
 
 def _detect(model: Any, path: Path, found: list[Span]) -> tuple[str | None, float | None]:

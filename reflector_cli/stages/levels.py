@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from reflector_cli.core.models import PadTrackOut
+from reflector_cli.stages.context import StageContext
+
 FRAME_S = 0.01
 # Blocks of a few seconds: libsndfile's FLAC reader is fastest there, memory stays small.
 BLOCK_FRAMES = 400
@@ -88,8 +91,23 @@ def from_bytes(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
+def stored(padded: PadTrackOut, ctx: StageContext) -> np.ndarray | None:
+    """The envelope pad_track stored next to the padded track, or None (an older checkpoint,
+    or the file deleted)."""
+    if not padded.levels_key or not ctx.storage.exists(padded.levels_key):
+        return None
+    return from_bytes(ctx.storage.read_bytes(padded.levels_key))
+
+
 def db(power: np.ndarray | float) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(power, FLOOR_POWER))
+
+
+def noise_floor_db(env: np.ndarray) -> float:
+    """A track's noise floor: a low percentile of its non-silent frames (digital silence, the
+    padding, would pull it to the floor of the scale)."""
+    live = env[env > FLOOR_POWER]
+    return float(db(np.percentile(live, 10))) if len(live) else float(db(0.0))
 
 
 @dataclass(frozen=True)
@@ -122,13 +140,8 @@ class Levels:
         return db(self.power[:, a:b].mean(axis=1))
 
     def floors_db(self) -> np.ndarray:
-        """Each track's noise floor: a low percentile of its non-silent frames."""
-        out = np.full(self.tracks, db(0.0))
-        for k in range(self.tracks):
-            live = self.power[k][self.power[k] > FLOOR_POWER]
-            if len(live):
-                out[k] = db(np.percentile(live, 10))
-        return out
+        """Each track's noise floor (see noise_floor_db)."""
+        return np.array([noise_floor_db(p) for p in self.power])
 
     def smoothed_db(self) -> np.ndarray:
         win = max(1, round(SMOOTH_S / self.frame_s))
@@ -194,9 +207,7 @@ def live_spans(env: np.ndarray, frame_s: float = FRAME_S) -> list[tuple[float, f
     if n == 0:
         return []
     level = db(env)
-    live = env[env > FLOOR_POWER]
-    floor = float(db(np.percentile(live, 10))) if len(live) else db(0.0)
-    quiet = level < min(floor + QUIET_ABOVE_FLOOR_DB, QUIET_MAX_DBFS)
+    quiet = level < min(noise_floor_db(env) + QUIET_ABOVE_FLOOR_DB, QUIET_MAX_DBFS)
     quiet |= env <= FLOOR_POWER
     edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.view(np.int8), [0]])))
     min_frames = round(QUIET_MIN_S / frame_s)

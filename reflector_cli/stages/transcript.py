@@ -17,7 +17,7 @@ from reflector_cli.core.models import (
 from reflector_cli.stages.asr import dominant_language, read_words
 from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.crosstalk import suppress
-from reflector_cli.stages.levels import Levels, envelope, from_bytes
+from reflector_cli.stages.levels import Levels, envelope, stored
 
 SEGMENT_SOFT_CHARS = 120
 SENTENCE_END = (".", "?", "!")
@@ -101,7 +101,8 @@ def _crosstalk(
 
 def _envelope(padded: PadTrackOut, ctx: StageContext) -> np.ndarray:
     """The envelope pad_track stored while writing the track (no decode), else from the file."""
-    if padded.levels_key and ctx.storage.exists(padded.levels_key):
-        return from_bytes(ctx.storage.read_bytes(padded.levels_key))
+    env = stored(padded, ctx)
+    if env is not None:
+        return env
     with ctx.storage.local_path(padded.key) as path:
         return envelope(path)
