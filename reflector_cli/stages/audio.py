@@ -7,13 +7,13 @@ whatever the recording length.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import av
 import numpy as np
@@ -29,6 +29,7 @@ from reflector_cli.core.models import (
     WaveformIn,
     WaveformOut,
 )
+from reflector_cli.stages import mp3
 from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.levels import FRAME_S, EnvelopeBuilder, to_bytes
 
@@ -37,9 +38,6 @@ BLOCK = SAMPLE_RATE  # 1 s blocks: big enough for fast numpy, small enough to st
 # Timestamp jumps below this are rounding jitter (WebM stores milliseconds), not muted audio.
 GAP_TOLERANCE_S = 0.01
 MIX_HEADROOM = 0.98
-MP3_BITRATE = 64000
-MP3_QUALITY = "7"
-MP3_RATE = 32000
 WAVEFORM_POINTS = 255
 PROGRESS_EVERY_S = 60.0
 
@@ -345,13 +343,20 @@ def mixdown_tracks(inp: MixdownIn, ctx: StageContext) -> MixdownOut:
             spool.write(mix.tobytes())
             samples += len(mix)
         gain = min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
-        spool.seek(0)
+        spool.flush()
+
+        def read(start: int, stop: int | None) -> Iterator[np.ndarray]:
+            return _spooled_blocks(spool.fileno(), gain, start, samples if stop is None else stop)
+
+        def progress(done_s: float) -> None:
+            ctx.progress(done_s, round(expected_s, 1))
+
         with (
             ctx.storage.writer(key, suffix=".mp3") as tmp,
             write_errors("mixdown_tracks", ctx.storage.describe(key), tmp),
             av.open(str(tmp), "w", "mp3") as out,
         ):
-            _encode_mp3(out, _spooled_blocks(spool, gain), ctx, expected_s)
+            mp3.encode(out, read, samples, SAMPLE_RATE, progress)
     return MixdownOut(
         key=key,
         duration_s=samples / SAMPLE_RATE,
@@ -360,39 +365,15 @@ def mixdown_tracks(inp: MixdownIn, ctx: StageContext) -> MixdownOut:
     )
 
 
-def _spooled_blocks(spool: BinaryIO, gain: float) -> Iterator[np.ndarray]:
-    while chunk := spool.read(BLOCK * 4):
+def _spooled_blocks(fd: int, gain: float, start: int, stop: int) -> Iterator[np.ndarray]:
+    """Spooled samples [start, stop), scaled and clipped; positioned reads, so the two halves of
+    the MP3 encode read the spool at once."""
+    size = np.dtype(np.float32).itemsize
+    for pos in range(start, stop, BLOCK * 4):
+        chunk = os.pread(fd, (min(pos + BLOCK * 4, stop) - pos) * size, pos * size)
+        if not chunk:
+            return
         yield np.clip(np.frombuffer(chunk, dtype=np.float32) * np.float32(gain), -1.0, 1.0)
-
-
-def _encode_mp3(
-    out: av.container.OutputContainer,
-    blocks: Iterator[np.ndarray],
-    ctx: StageContext,
-    expected_s: float,
-) -> None:
-    """Encode 48 kHz mono float blocks as MP3 at MP3_RATE, reporting progress each minute."""
-    stream = out.add_stream("libmp3lame", rate=MP3_RATE)
-    stream.layout = "mono"
-    stream.bit_rate = MP3_BITRATE
-    # LAME quality 7 halves encoding time (encoding dominates this stage) and is
-    # transparent enough for speech at 64 kb/s.
-    stream.codec_context.options = {"compression_level": MP3_QUALITY}
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=MP3_RATE)
-    samples, next_report = 0, PROGRESS_EVERY_S
-    for data in blocks:
-        frame = av.AudioFrame.from_ndarray(data[None, :], format="flt", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = samples
-        samples += len(data)
-        for f in resampler.resample(frame):
-            out.mux(stream.encode(f))
-        if samples / SAMPLE_RATE >= next_report:
-            ctx.progress(round(samples / SAMPLE_RATE, 1), round(expected_s, 1))
-            next_report += PROGRESS_EVERY_S
-    for f in resampler.resample(None):
-        out.mux(stream.encode(f))
-    out.mux(stream.encode(None))
 
 
 def generate_waveform(inp: WaveformIn, ctx: StageContext) -> WaveformOut:

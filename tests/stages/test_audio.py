@@ -19,6 +19,7 @@ from reflector_cli.core.models import (
     TrackRef,
     WaveformIn,
 )
+from reflector_cli.stages import mp3
 from reflector_cli.stages.audio import generate_waveform, mixdown_tracks, pad_track
 from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.levels import envelope, from_bytes
@@ -167,6 +168,35 @@ def test_mixdown_keeps_quiet_mix_at_unity_gain(
     padded = pad_track(PadTrackIn(recording_id=RID, track=ingest(ctx, src)), ctx)
     out = mixdown_tracks(MixdownIn(recording_id=RID, tracks=[padded]), ctx)
     assert out.peak_gain == 1.0
+
+
+def test_long_mixdown_encoded_in_two_halves_has_no_seam(
+    tmp_path: Path,
+    ctx: StageContext,
+    make_track: Callable[..., Any],
+    read_audio: Callable[..., Any],
+) -> None:
+    seconds = mp3.SPLIT_MIN_S + 10
+    pads = [
+        pad_track(
+            PadTrackIn(
+                recording_id=RID,
+                track=ingest(ctx, make_track(tmp_path / f"{i}.flac", seconds, freq=f), i),
+            ),
+            ctx,
+        )
+        for i, f in enumerate((220.0, 330.0))
+    ]
+    out = mixdown_tracks(MixdownIn(recording_id=RID, tracks=pads), ctx)
+    with ctx.storage.local_path(out.key) as p:
+        audio, sr = read_audio(p)
+    assert len(audio) / sr == pytest.approx(seconds, abs=0.06)
+    # Two steady tones: every MP3 frame's level is the same, the middle (the join) included.
+    frames = audio[: len(audio) // mp3.FRAME * mp3.FRAME].reshape(-1, mp3.FRAME)[2:-2]
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    assert float(rms.min()) > 0.9 * float(np.median(rms)) and float(rms.max()) < 1.1 * float(
+        np.median(rms)
+    )
 
 
 def test_waveform_peaks(tmp_path: Path, ctx: StageContext, make_track: Callable[..., Any]) -> None:
