@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from reflector_cli.core.errors import UserError
-from reflector_cli.sources.folder import recording_id_for_folder, scan_folder
+from reflector_cli.sources.folder import probe_audio, recording_id_for_folder, scan_folder
 
 UUID = "5d1b6c3e-8a41-4c2f-9f7e-2b1f6f0c9a11"
 REC_START = 1_700_000_000_000
@@ -127,6 +128,25 @@ def _bad_corrupt(folder: Path, make_video_only: Callable[..., Any]) -> str:
 def _bad_video(folder: Path, make_video_only: Callable[..., Any]) -> str:
     make_video_only(folder / "screen.mp4")
     return "screen.mp4"
+
+
+def test_probe_is_remembered_until_the_file_changes(
+    tmp_path: Path, make_track: Callable[..., Any]
+) -> None:
+    track = make_track(tmp_path / "a.wav", 2.0, sample_rate=16000)
+    assert probe_audio(track).duration_s == pytest.approx(2.0, abs=0.01)
+    # Same inode, size and mtime: the remembered probe answers (the file is not read again,
+    # or these bytes would be refused as corrupt).
+    st = track.stat()
+    track.write_bytes(b"\0" * st.st_size)
+    os.utime(track, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert probe_audio(track).duration_s == pytest.approx(2.0, abs=0.01)
+    # Any real change (here size and mtime) is measured afresh.
+    make_track(track, 3.0, sample_rate=16000)
+    assert probe_audio(track).duration_s == pytest.approx(3.0, abs=0.01)
+    track.write_bytes(b"\0" * 100)
+    with pytest.raises(UserError, match="a.wav"):
+        probe_audio(track)
 
 
 @pytest.mark.parametrize(
