@@ -116,18 +116,24 @@ class _Converter:
     def convert(self, frame: av.AudioFrame, silence: int = 0) -> Iterator[np.ndarray]:
         """`frame` converted; with `silence`, that many silent samples in its format instead."""
         if self.resampler is None and _is_target(frame):
-            yield np.zeros(silence, np.float32) if silence else frame.to_ndarray().reshape(-1)
+            yield np.zeros(silence, np.float32) if silence else _mono(frame)
             return
         if self.resampler is None:
             self.resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         src = _silence_like(frame, silence) if silence else frame
         for f in self.resampler.resample(src):
-            yield f.to_ndarray()[0]
+            yield _mono(f)
 
     def flush(self) -> Iterator[np.ndarray]:
         if self.resampler is not None:
             for f in self.resampler.resample(None):
-                yield f.to_ndarray()[0]
+                yield _mono(f)
+
+
+def _mono(frame: av.AudioFrame) -> np.ndarray:
+    """A mono float32 frame's samples, read from its buffer: to_ndarray stacks the planes
+    (~4 µs a frame), and a 15-minute Opus track has 45,000 frames of 20 ms."""
+    return np.frombuffer(frame.planes[0], dtype=np.float32, count=frame.samples)
 
 
 def _is_target(frame: av.AudioFrame) -> bool:
