@@ -104,6 +104,16 @@ def decode_mono(path: Path) -> tuple[np.ndarray, int]:
         return np.concatenate(chunks), stream.rate
 
 
+@pytest.fixture(autouse=True)
+def _fresh_probes() -> Iterator[None]:
+    """Each test measures its files itself: no probe remembered from another test."""
+    from reflector_cli.sources import folder
+
+    folder._PROBED.clear()
+    yield
+    folder._PROBED.clear()
+
+
 @pytest.fixture
 def ctx(tmp_path: Path) -> StageContext:
     """A stage context over LocalStorage in a fresh data dir."""

@@ -1,11 +1,13 @@
 """The mixdown's MP3 encode; on two cores for long recordings, where both halves are encoded at
 once and joined at a frame boundary with the bit reservoir carried across the join.
 
-Why the join is exact: the second encoder starts WARMUP_FRAMES early on the same frame grid, and
-after a few frames LAME's state (psychoacoustics, reservoir) has converged to the first one's, so
-its frames decode to the same samples. A frame's main data may start in earlier frames (the bit
-reservoir): the join frame's start is copied into the first half's free tail, which exists when
-the join frame reaches back no further than the first encoder's own next frame would have.
+Why the join is clean: the second encoder starts WARMUP_FRAMES early on the same frame grid, so
+its frames cover the same samples as the first one's, and by the join LAME's state has
+(on speech, measured) converged to the first encoder's: the file decodes to the one-pass samples.
+Where it has not (loud noise), the frames near the join are another valid encoding of the same
+audio. A frame's main data may start in earlier frames (the bit reservoir): the join frame's
+start is copied into the first half's free tail, which exists when the join frame reaches back no
+further than the first encoder's own next frame would have.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import struct
 import tempfile
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -28,8 +31,8 @@ MP3_BITRATE = 64000
 MP3_QUALITY = "7"
 MP3_RATE = 32000
 FRAME = 1152  # samples per MPEG-1 Layer III frame
-# The second half's encoder starts this many frames before the middle (~0.6 s): its output
-# has decoded identically to the one-pass encode from 2 frames on (15-minute meeting).
+# The second half's encoder starts this many frames before the middle (~0.6 s): on a
+# 15-minute meeting its output decoded identically to the one-pass encode from 2 frames on.
 WARMUP_FRAMES = 16
 # The first half's encoder runs this many frames past the middle, so a join frame whose
 # reservoir fits is found (on speech, the first candidate fits).
@@ -97,7 +100,7 @@ def encode(
     the middle a join frame is looked for; warmup_frames: how early the second half starts)."""
     stream = out.add_stream("libmp3lame", rate=MP3_RATE)
     configure(stream.codec_context)
-    tick = _Ticker(in_rate, progress)
+    tick = _Ticker(in_rate, samples, progress)
     if split is None:
         split = split_worthwhile(samples, in_rate)
     first = _Encoder(stream.codec_context, in_rate, tick)
@@ -118,23 +121,27 @@ def _mux(out: av.container.OutputContainer, stream: av.stream.Stream, packet: av
 
 
 class _Ticker:
-    """Progress of both halves together, reported once per minute of audio encoded."""
+    """Progress of both halves together, once per minute of audio encoded, reported from the
+    calling thread only (a report may be a network call; it must not stall the second half)."""
 
-    def __init__(self, in_rate: int, progress: Callable[[float], None]) -> None:
+    def __init__(self, in_rate: int, samples: int, progress: Callable[[float], None]) -> None:
         self.in_rate = in_rate
+        self.samples = samples
         self.progress = progress
         self.done = 0
         self.next_s = 60.0
         self.lock = threading.Lock()
+        self.owner = threading.get_ident()
 
     def __call__(self, n: int) -> None:
         with self.lock:
-            self.done += n
-            if self.done / self.in_rate < self.next_s:
-                return
+            # Samples both halves encode (the overlap, a fallback's repeat) count once.
+            self.done = min(self.done + n, self.samples)
+        if threading.get_ident() != self.owner or self.done / self.in_rate < self.next_s:
+            return
+        while self.done / self.in_rate >= self.next_s:
             self.next_s += 60.0
-            done_s = round(self.done / self.in_rate, 1)
-        self.progress(done_s)
+        self.progress(round(self.done / self.in_rate, 1))
 
 
 class _SecondHalf:
@@ -155,7 +162,8 @@ class _SecondHalf:
         self.keep = keep
         # Closed by close(), after the thread that writes it has ended.
         self.spool = tempfile.TemporaryFile(prefix="reflector-mp3-")  # noqa: SIM115
-        self.sizes: list[tuple[int, int, int]] = []  # (size, pts, duration) of spooled packets
+        # Size, pts and duration of each spooled packet (14 bytes each: 0.7 MB for 3 hours).
+        self.sizes, self.pts, self.durations = array("H"), array("q"), array("I")
         self.tail: deque[av.Packet] = deque()
         self.error: BaseException | None = None
         self.stop = threading.Event()  # the first half failed: end early
@@ -174,7 +182,9 @@ class _SecondHalf:
                 if len(self.tail) > self.TAIL:
                     old = self.tail.popleft()
                     self.spool.write(bytes(old))
-                    self.sizes.append((old.size, old.pts or 0, old.duration or FRAME))
+                    self.sizes.append(old.size)
+                    self.pts.append(old.pts or 0)
+                    self.durations.append(old.duration or FRAME)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self.error = exc
 
@@ -185,7 +195,7 @@ class _SecondHalf:
 
     def spooled(self) -> Iterator[tuple[bytes, int, int]]:
         self.spool.seek(0)
-        for size, pts, duration in self.sizes:
+        for size, pts, duration in zip(self.sizes, self.pts, self.durations, strict=True):
             yield self.spool.read(size), pts, duration
 
     def close(self) -> None:
@@ -209,6 +219,8 @@ def _two_halves(
         hold_from = mid - 4  # the reservoir (≤ 511 bytes) reaches back under 2 frames
         stop = (mid + search_frames) * in_frame
         for i, packet in enumerate(first.feed(read(0, stop))):
+            if second.error is not None:
+                break  # raised by join() below
             if i < hold_from:
                 _mux(out, stream, packet)
             else:
@@ -219,6 +231,8 @@ def _two_halves(
             for packet in chain(held, first.feed(read(stop, None)), first.finish()):
                 _mux(out, stream, packet)
             return False
+        for _ in first.finish():  # drained so FFmpeg does not warn of frames left; unused
+            pass
         base = start2 * FRAME
         for packet in held[: k - hold_from]:
             _mux(out, stream, packet)
@@ -249,6 +263,17 @@ def _shifted(packet: av.Packet, base: int) -> av.Packet:
     return packet
 
 
+def _mpeg1_mono(frame: bytes) -> bool:
+    """An MPEG-1 Layer III mono frame: the only layout _side_info reads (MPEG-2 below 32 kHz
+    and stereo have other side information)."""
+    if len(frame) < 8:
+        return False
+    (header,) = _HEADER.unpack_from(frame)
+    sync, version, layer = header >> 21, (header >> 19) & 3, (header >> 17) & 3
+    mode = (header >> 6) & 3
+    return sync == 0x7FF and version == 3 and layer == 1 and mode == 3
+
+
 def _side_info(frame: bytes) -> tuple[int, int]:
     """(main_data_begin, where the frame's main data area starts) of an MPEG-1 mono frame."""
     (header,) = _HEADER.unpack_from(frame)
@@ -261,6 +286,8 @@ def _join(held: list[av.Packet], hold_from: int, head: list[av.Packet], start2: 
     reservoir bytes copied into the held first-half frames' free tail; None when no frame in
     reach can be joined at."""
     second = [bytes(p) for p in head]
+    if not all(_mpeg1_mono(f) for f in (*second, *(bytes(p) for p in held))):
+        return None
     for k in range(hold_from + 4, hold_from + len(held)):
         g = k - start2
         if g >= len(second):
