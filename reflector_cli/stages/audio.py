@@ -362,7 +362,7 @@ def mixdown_tracks(inp: MixdownIn, ctx: StageContext) -> MixdownOut:
             write_errors("mixdown_tracks", ctx.storage.describe(key), tmp),
             av.open(str(tmp), "w", "mp3") as out,
         ):
-            mp3.encode(out, read, samples, SAMPLE_RATE, progress)
+            mp3.encode(out, read, samples, SAMPLE_RATE, progress, PROGRESS_EVERY_S)
     return MixdownOut(
         key=key,
         duration_s=samples / SAMPLE_RATE,

@@ -91,16 +91,18 @@ def encode(
     samples: int,
     in_rate: int,
     progress: Callable[[float], None],
+    progress_every_s: float,
     split: bool | None = None,
     search_frames: int = SEARCH_FRAMES,
     warmup_frames: int = WARMUP_FRAMES,
 ) -> bool:
     """Encode `samples` input samples into `out` as one mono MP3 stream; True when the two
-    halves were joined (split: None decides by length and cores; search_frames: how far past
+    halves were joined (progress: seconds encoded, every `progress_every_s` of audio; split: None
+    decides by length and cores; search_frames: how far past
     the middle a join frame is looked for; warmup_frames: how early the second half starts)."""
     stream = out.add_stream("libmp3lame", rate=MP3_RATE)
     configure(stream.codec_context)
-    tick = _Ticker(in_rate, samples, progress)
+    tick = _Ticker(in_rate, samples, progress, progress_every_s)
     if split is None:
         split = split_worthwhile(samples, in_rate)
     first = _Encoder(stream.codec_context, in_rate, tick)
@@ -121,15 +123,18 @@ def _mux(out: av.container.OutputContainer, stream: av.stream.Stream, packet: av
 
 
 class _Ticker:
-    """Progress of both halves together, once per minute of audio encoded, reported from the
+    """Progress of both halves together, once per `every_s` of audio encoded, reported from the
     calling thread only (a report may be a network call; it must not stall the second half)."""
 
-    def __init__(self, in_rate: int, samples: int, progress: Callable[[float], None]) -> None:
+    def __init__(
+        self, in_rate: int, samples: int, progress: Callable[[float], None], every_s: float
+    ) -> None:
         self.in_rate = in_rate
         self.samples = samples
         self.progress = progress
         self.done = 0
-        self.next_s = 60.0
+        self.every_s = every_s
+        self.next_s = every_s
         self.lock = threading.Lock()
         self.owner = threading.get_ident()
 
@@ -140,7 +145,7 @@ class _Ticker:
         if threading.get_ident() != self.owner or self.done / self.in_rate < self.next_s:
             return
         while self.done / self.in_rate >= self.next_s:
-            self.next_s += 60.0
+            self.next_s += self.every_s
         self.progress(round(self.done / self.in_rate, 1))
 
 
@@ -285,18 +290,18 @@ def _join(held: list[av.Packet], hold_from: int, head: list[av.Packet], start2: 
     """The frame to join at (first half before it, second half from it), with the join frame's
     reservoir bytes copied into the held first-half frames' free tail; None when no frame in
     reach can be joined at."""
-    second = [bytes(p) for p in head]
-    if not all(_mpeg1_mono(f) for f in (*second, *(bytes(p) for p in held))):
+    first, second = [bytes(p) for p in held], [bytes(p) for p in head]
+    if not all(_mpeg1_mono(f) for f in (*first, *second)):
         return None
     for k in range(hold_from + 4, hold_from + len(held)):
         g = k - start2
         if g >= len(second):
             break
         need, _ = _side_info(second[g])
-        free, _ = _side_info(bytes(held[k - hold_from]))
+        free, _ = _side_info(first[k - hold_from])
         if need <= free:
             cut = k - hold_from
-            kept = [bytearray(bytes(p)) for p in held[:cut]]
+            kept = [bytearray(d) for d in first[:cut]]
             _copy_reservoir(kept, second[:g], need)
             held[:cut] = [_like(d, p) for d, p in zip(kept, held[:cut], strict=True)]
             return k

@@ -36,7 +36,7 @@ def _encode(x: np.ndarray, **kwargs: object) -> tuple[bytes, bool, list[float]]:
 
     buf, progress = io.BytesIO(), []
     with av.open(buf, "w", "mp3") as out:
-        joined = mp3.encode(out, read, len(x), RATE, progress.append, **kwargs)  # type: ignore[arg-type]
+        joined = mp3.encode(out, read, len(x), RATE, progress.append, 60.0, **kwargs)  # type: ignore[arg-type]
     return buf.getvalue(), joined, progress
 
 
