@@ -193,7 +193,7 @@ def upward_imports(edges: dict[str, set[str]]) -> list[str]:
         src_pkg, src_rank = _layer(src)
         for dst in targets:
             dst_pkg, dst_rank = _layer(dst)
-            # The package root binds spawned children to their parent (core.lifeline) first.
+            # The package root binds spawned children to their parent (core.lifeline) and caps BLAS.
             if src != "reflector_cli" and dst_pkg != src_pkg and dst_rank < src_rank:
                 bad.append(f"{src} -> {dst}")
     return sorted(bad)
