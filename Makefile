@@ -6,6 +6,7 @@ EXTRAS ?= dev,hatchet,celery,anthropic,serve,multilingual
 
 .PHONY: install demo test lint bench clean-data
 
+# models prepare: the int8 copy of the model, written once here rather than in the first run.
 # compileall: an editable install compiles nothing, and with PYTHONDONTWRITEBYTECODE set every
 # process would compile the package again (0.06 CPU-s+ in the CLI, 0.04 in each worker).
 $(BIN)/.installed: pyproject.toml
@@ -13,6 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	$(BIN)/python -m compileall -q reflector_cli >/dev/null
+	-$(BIN)/reflector models prepare
 	touch $@
 
 install: $(BIN)/.installed

@@ -111,3 +111,17 @@ def test_name_resolves_from_the_huggingface_cache_layout(caches: dict[str, str])
         resolve_model("base")
     (repo / "refs" / "main").write_text("c0ffee")
     assert resolve_model("base") == snap.resolve()
+
+
+def test_prepare_writes_the_int8_copy_once_and_lists_it_nowhere(
+    caches: dict[str, str], tmp_path: Path
+) -> None:
+    first = cli_json("models", "prepare", "tiny.en", data_dir=tmp_path / "d", env=caches)
+    copy = Path(first["int8_copy"])
+    assert first["note"] == "written" and first["model"] == str(BUNDLED)
+    assert copy.parent == Path(caches["REFLECTOR_MODELS_DIR"]) / ".int8"
+    assert (copy / "model.bin").is_file() and (copy / "tokenizer.json").is_file()
+    again = cli_json("models", "prepare", data_dir=tmp_path / "d", env=caches)
+    assert again == {**first, "note": "ready"}
+    listed = cli_json("models", "list", data_dir=tmp_path / "d", env=caches)
+    assert [m["name"] for m in listed] == ["tiny.en"]

@@ -1,4 +1,5 @@
-"""`reflector models list|pull`: which whisper models are on this machine, and fetching more."""
+"""`reflector models list|pull|prepare`: which whisper models are on this machine, fetching more,
+and storing the int8 copy a worker loads."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from reflector_cli.commands.base import JsonOpt, app, emit_json, err, out
+from reflector_cli.commands.base import JsonOpt, app, emit_json, err, load_settings, out
 
-models_app = typer.Typer(help="Whisper models: list what is present, pull one by name.")
+models_app = typer.Typer(
+    help="Whisper models: list what is present, pull one by name, prepare its int8 copy."
+)
 app.add_typer(models_app, name="models")
 
 
@@ -56,3 +59,24 @@ def pull_cmd(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@models_app.command("prepare")
+def prepare_cmd(
+    name: Annotated[
+        str | None, typer.Argument(help="model name or path (default: the configured model)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store the model's int8 copy now, so no worker quantizes it at load (else: first use)."""
+    from reflector_cli.core.whisper_models import resolve_model
+    from reflector_cli.stages.asr_weights import prepare
+
+    ref = name or load_settings().model
+    src = resolve_model(ref)
+    done = prepare(src)
+    if as_json:
+        emit_json({"model": str(src), "int8_copy": done.path and str(done.path), "note": done.note})
+        return
+    where = f"int8 copy {done.note} at {done.path}" if done.path else f"no int8 copy: {done.note}"
+    err.print(f"{ref}: {where}", markup=False, highlight=False, soft_wrap=True)

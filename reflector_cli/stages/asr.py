@@ -54,6 +54,9 @@ DECODE: tuple[tuple[str, Any], ...] = (
 )
 # Seconds of speech the language of an `auto` track is detected on.
 DETECT_S = 30.0
+# Compute types CTranslate2 quantizes a float model to int8 for at each load on the CPU; for
+# these a worker loads the stored int8 copy instead (asr_weights).
+INT8_ON_LOAD = ("int8", "int8_float32")
 # Whisper's window: the longest chunk a batched decode takes (it would cut a longer one).
 CHUNK_S = 30.0
 
@@ -69,7 +72,10 @@ def load_model(model: str, compute_type: str, cpu_threads: int, device: str = "c
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from reflector_cli.stages.asr_encoder import HalfWindowWhisper
     from reflector_cli.stages.asr_features import BoundedFeatures
+    from reflector_cli.stages.asr_weights import int8_copy
 
+    if device == "cpu" and compute_type in INT8_ON_LOAD and Path(model).is_dir():
+        model = str(int8_copy(Path(model)) or model)
     with _load_lock:
         whisper = HalfWindowWhisper(
             model,
