@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.rss import PAGE, tasks, tree_pids
+from reflector_cli.core import blas
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,6 +130,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This environment without reflector/provider settings, so a run uses the defaults."""
     drop = ("REFLECTOR_", "DURABLE_WORKFLOW_", "HATCHET_", "CELERY_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    if blas.set_here:  # importing reflector_cli set it here; the peers run as a user's would
+        env.pop(blas.THREADS_ENV, None)
     return {**env, **extra}
 
 
