@@ -35,6 +35,8 @@ BINARY_VERSION = 6
 SPEC = "WhisperSpec"
 # CTranslate2's DataType ids.
 FLOAT32, INT8, FLOAT16 = 0, 1, 4
+# In each copy: the source directory it was made from.
+SOURCE = "source.txt"
 COPIED = ("config.json", "preprocessor_config.json", "tokenizer.json", "vocabulary.txt",
           "vocabulary.json")  # fmt: skip
 
@@ -111,13 +113,26 @@ def _prepare(src: Path, root: Path, key: str) -> Prepared:
         try:
             why = _stage(src, staging)
             if why is None:
+                (staging / SOURCE).write_text(str(src.resolve()))
                 staging.rename(target)
+                _drop_older(root, target)
                 return Prepared(target, "written")
             (root / f"{key}.rejected").write_text(why + "\n")
             log.info("model %s: no int8 copy (%s)", src, why)
             return Prepared(None, why)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _drop_older(root: Path, kept: Path) -> None:
+    """Remove copies of the same source path made from an earlier install of it (their key
+    named other sizes or times): one copy per model path, not one per upgrade."""
+    source = (kept / SOURCE).read_text()
+    for other in root.iterdir():
+        if other != kept and other.is_dir() and not other.name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                if (other / SOURCE).read_text() == source:
+                    shutil.rmtree(other)
 
 
 def _stage(src: Path, staging: Path) -> str | None:

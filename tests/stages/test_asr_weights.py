@@ -4,6 +4,7 @@ never used when it would not."""
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,23 @@ def test_while_another_process_writes_the_copy_the_original_is_loaded(
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert prepare(src) == (None, "another process is writing it")
     assert not (in_root / asr_weights._key(src)).exists()
+    first = prepare(src)
+    assert first.note == "written" and first.path is not None
+
+
+def test_a_reinstalled_model_gets_a_new_copy_and_the_old_one_goes(
+    in_root: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "model"
+    shutil.copytree(SOURCE, src)
+    old = prepare(src).path
+    assert old is not None and old.is_dir()
+    later = (src / "model.bin").stat().st_mtime_ns + 10**9
+    os.utime(src / "model.bin", ns=(later, later))
+    new = prepare(src)
+    assert new.note == "written" and new.path not in (None, old)
+    assert not old.exists()
+    assert prepare(SOURCE).note == "ready"  # another source's copy is kept
 
 
 def test_other_compute_types_load_the_original(
