@@ -125,14 +125,17 @@ def _prepare(src: Path, root: Path, key: str) -> Prepared:
 
 
 def _drop_older(root: Path, kept: Path) -> None:
-    """Remove copies of the same source path made from an earlier install of it (their key
-    named other sizes or times): one copy per model path, not one per upgrade."""
+    """Remove copies made from an earlier install of the same source path (their key named
+    other sizes or times) or from a source that is gone (a deleted virtualenv): one copy per
+    model present, not one per upgrade."""
     source = (kept / SOURCE).read_text()
     for other in root.iterdir():
-        if other != kept and other.is_dir() and not other.name.endswith(".tmp"):
-            with contextlib.suppress(OSError):
-                if (other / SOURCE).read_text() == source:
-                    shutil.rmtree(other)
+        if other == kept or not other.is_dir() or other.name.endswith(".tmp"):
+            continue
+        with contextlib.suppress(OSError):
+            made_from = (other / SOURCE).read_text()
+            if made_from == source or not Path(made_from).is_dir():
+                shutil.rmtree(other)
 
 
 def _stage(src: Path, staging: Path) -> str | None:

@@ -122,6 +122,14 @@ def test_a_reinstalled_model_gets_a_new_copy_and_the_old_one_goes(
     assert new.note == "written" and new.path not in (None, old)
     assert not old.exists()
     assert prepare(SOURCE).note == "ready"  # another source's copy is kept
+    gone = tmp_path / "gone"
+    shutil.copytree(src, gone)
+    orphan = prepare(gone).path
+    assert orphan is not None and orphan.is_dir()
+    shutil.rmtree(gone)
+    shutil.rmtree(new.path)
+    assert prepare(src).note == "written"
+    assert not orphan.exists() and prepare(SOURCE).note == "ready"
 
 
 def test_other_compute_types_load_the_original(
