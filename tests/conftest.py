@@ -104,6 +104,21 @@ def decode_mono(path: Path) -> tuple[np.ndarray, int]:
         return np.concatenate(chunks), stream.rate
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's int8 model copies live in its own models dir (inherited by every CLI and
+    worker it starts), never in the user's cache; the bundled model's copy is written once
+    here, so no test's timing includes it."""
+    from reflector_cli.core.config import default_model_path
+    from reflector_cli.stages.asr_weights import prepare
+
+    root = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REFLECTOR_MODELS_DIR", str(root))
+        assert prepare(Path(default_model_path())).path is not None
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_probes() -> Iterator[None]:
     """Each test measures its files itself: no probe remembered from another test."""

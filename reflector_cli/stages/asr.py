@@ -74,16 +74,27 @@ def load_model(model: str, compute_type: str, cpu_threads: int, device: str = "c
     from reflector_cli.stages.asr_features import BoundedFeatures
     from reflector_cli.stages.asr_weights import int8_copy
 
+    def whisper_from(path: str) -> HalfWindowWhisper:
+        with _load_lock:
+            return HalfWindowWhisper(
+                path,
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                local_files_only=True,
+            )
+
+    copy = None
     if device == "cpu" and compute_type in INT8_ON_LOAD and Path(model).is_dir():
-        model = str(int8_copy(Path(model)) or model)
-    with _load_lock:
-        whisper = HalfWindowWhisper(
-            model,
-            device=device,
-            compute_type=compute_type,
-            cpu_threads=cpu_threads,
-            local_files_only=True,
-        )
+        copy = int8_copy(Path(model))
+    try:
+        whisper = whisper_from(str(copy or model))
+    except Exception:
+        if copy is None:
+            raise
+        # A copy removed or damaged under us (its source was reinstalled meanwhile, a disk
+        # error): the original still loads, only slower.
+        whisper = whisper_from(model)
     # Same features, without a whole decode's spectrum in memory at once.
     whisper.feature_extractor = BoundedFeatures.like(whisper.feature_extractor)
     return whisper

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import mmap
 import os
+import re
 import shutil
 import struct
 from collections.abc import Iterator
@@ -35,8 +37,8 @@ BINARY_VERSION = 6
 SPEC = "WhisperSpec"
 # CTranslate2's DataType ids.
 FLOAT32, INT8, FLOAT16 = 0, 1, 4
-# In each copy: the source directory it was made from.
-SOURCE = "source.txt"
+# In each copy: the source directory it was made from and the CTranslate2 that checked it.
+ORIGIN = "origin.json"
 COPIED = ("config.json", "preprocessor_config.json", "tokenizer.json", "vocabulary.txt",
           "vocabulary.json")  # fmt: skip
 
@@ -69,20 +71,32 @@ def int8_copy(src: Path) -> Path | None:
 
 
 def prepare(src: Path) -> Prepared:
-    """Find or make the int8 copy of `src`. None when the model does not qualify (already int8,
-    another layout: remembered), another process is making the copy right now, or it could not
-    be written (read-only cache, full disk: tried again next time)."""
+    """Find or make the int8 copy of `src`. None when the model does not qualify or its copy
+    failed the check (remembered in `<key>.rejected`), another process is writing the copy right
+    now, the cache is not this user's alone, or it could not be written (read-only cache, full
+    disk: tried again next time)."""
     try:
-        root, key = models_dir() / ".int8", _key(src)
+        root, key = _root(), _key(src)
+        if root is None:
+            return Prepared(None, f"{models_dir() / '.int8'} is not private to this user")
         target = root / key
         if (target / "model.bin").is_file():
             return Prepared(target, "ready")
-        if (rejected := root / f"{key}.rejected").exists():
+        if (rejected := root / f"{key}.rejected").is_file():
             return Prepared(None, rejected.read_text().strip())
         return _prepare(src, root, key)
     except OSError as exc:
         log.debug("no int8 copy of %s: %s", src, exc)
         return Prepared(None, f"not written ({exc.strerror or exc})")
+
+
+def _root() -> Path | None:
+    """The copies' directory, made private; None when another user owns it or may write to it
+    (weights planted there would be loaded as ours)."""
+    root = models_dir() / ".int8"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = root.stat()
+    return root if st.st_uid == os.getuid() and not st.st_mode & 0o022 else None
 
 
 def _key(src: Path) -> str:
@@ -92,50 +106,90 @@ def _key(src: Path) -> str:
     for name in ("model.bin", *COPIED):
         with contextlib.suppress(FileNotFoundError):
             st = (src / name).stat()
-            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
-    return f"{src.name}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]}"
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}")
+    # No dots in a key: "<key>.lock", "<key>.rejected" and "<key>.<pid>.tmp" split at the first.
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", src.name)
+    return f"{name}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]}"
+
+
+def _origin(src: Path) -> str:
+    """What a copy records about where it came from: the source path and the CTranslate2 that
+    checked it (another version's copy of the same source is another install's, kept)."""
+    import ctranslate2
+
+    return json.dumps({"source": str(src.resolve()), "ctranslate2": ctranslate2.__version__})
+
+
+@contextlib.contextmanager
+def _locked(root: Path, key: str) -> Iterator[bool]:
+    """The key's lock, taken without waiting: yields whether this process holds it."""
+    with open(root / f"{key}.lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 def _prepare(src: Path, root: Path, key: str) -> Prepared:
-    root.mkdir(parents=True, exist_ok=True)
     target = root / key
-    with open(root / f"{key}.lock", "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with _locked(root, key) as held:
+        if not held:
             return Prepared(None, "another process is writing it")
         if (target / "model.bin").is_file():
             return Prepared(target, "ready")
-        for stale in root.glob(f"{key}.*.tmp"):  # left by a killed process
+        # A killed writer's staging, or a copy half removed by hand.
+        for stale in [*root.glob(f"{key}.*.tmp"), target]:
             shutil.rmtree(stale, ignore_errors=True)
         staging = root / f"{key}.{os.getpid()}.tmp"
         staging.mkdir()
         try:
-            why = _stage(src, staging)
+            why = _checked_stage(src, staging)
             if why is None:
-                (staging / SOURCE).write_text(str(src.resolve()))
+                (staging / ORIGIN).write_text(_origin(src))
                 staging.rename(target)
                 _drop_older(root, target)
                 return Prepared(target, "written")
-            (root / f"{key}.rejected").write_text(why + "\n")
+            _write_atomically(root / f"{key}.rejected", why + "\n")
             log.info("model %s: no int8 copy (%s)", src, why)
             return Prepared(None, why)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _checked_stage(src: Path, staging: Path) -> str | None:
+    """`_stage`, with any failure but the disk's a reason not to copy this model (remembered,
+    so no run tries again); the disk's failures propagate (tried again next time)."""
+    try:
+        return _stage(src, staging)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a model the copy cannot handle loads as it is
+        return f"could not be checked ({type(exc).__name__}: {exc})".splitlines()[0]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _drop_older(root: Path, kept: Path) -> None:
-    """Remove copies made from an earlier install of the same source path (their key named
-    other sizes or times) or from a source that is gone (a deleted virtualenv): one copy per
-    model present, not one per upgrade."""
-    source = (kept / SOURCE).read_text()
+    """Remove copies of the same source checked by the same CTranslate2 under an older key
+    (the source was reinstalled: other sizes or times), and staging left by killed writers;
+    each only while no process holds its key's lock. One copy per model, not one per upgrade."""
+    origin = (kept / ORIGIN).read_text()
     for other in root.iterdir():
-        if other == kept or not other.is_dir() or other.name.endswith(".tmp"):
+        key = other.name.split(".", 1)[0]
+        if other == kept or not other.is_dir() or key == kept.name:
             continue
-        with contextlib.suppress(OSError):
-            made_from = (other / SOURCE).read_text()
-            if made_from == source or not Path(made_from).is_dir():
-                shutil.rmtree(other)
+        with contextlib.suppress(OSError), _locked(root, key) as held:
+            stale = other.name.endswith(".tmp") or (other / ORIGIN).read_text() == origin
+            if held and stale:
+                doomed = other.with_name(f"{other.name}.{os.getpid()}.tmp")
+                other.rename(doomed)  # never seen half-removed under its own name
+                shutil.rmtree(doomed)
 
 
 def _stage(src: Path, staging: Path) -> str | None:
@@ -251,27 +305,29 @@ def _as_loaded(variables: list[Variable]) -> Iterator[tuple[str, tuple[int, ...]
 
 
 def _same_outputs(src: Path, copy: Path) -> bool:
-    """Both models, loaded for int8 on the CPU, encode a fixed input to the same values and
-    decode it to the same tokens with the same scores."""
+    """Both models, loaded for int8 on the CPU one after the other, encode a fixed input to the
+    same values and decode it to the same tokens with the same scores."""
     import ctranslate2
     from tokenizers import Tokenizer
 
-    def load(path: Path) -> ctranslate2.models.Whisper:
-        return ctranslate2.models.Whisper(str(path), device="cpu", compute_type="int8")
-
-    original, candidate = load(src), load(copy)
-    rng = np.random.default_rng(0)
-    features = rng.standard_normal((1, original.n_mels, 3000), dtype=np.float32)
+    if not (src / "tokenizer.json").is_file():
+        raise ValueError("no tokenizer.json to decode with")
     start = Tokenizer.from_file(str(src / "tokenizer.json")).token_to_id("<|startoftranscript|>")
+    if start is None:
+        raise ValueError("the tokenizer has no <|startoftranscript|>")
+    features: np.ndarray | None = None
     outputs = []
-    for model in (original, candidate):
-        encoded = np.array(model.encode(ctranslate2.StorageView.from_array(features)))
-        result = model.generate(
-            ctranslate2.StorageView.from_array(features),
-            [[start]],
-            max_length=24,
-            return_scores=True,
-        )[0]
+    for path in (src, copy):
+        model = ctranslate2.models.Whisper(
+            str(path), device="cpu", compute_type="int8", intra_threads=1
+        )
+        if features is None:
+            rng = np.random.default_rng(0)
+            features = rng.standard_normal((1, model.n_mels, 3000), dtype=np.float32)
+        view = ctranslate2.StorageView.from_array(features)
+        encoded = np.array(model.encode(view))
+        result = model.generate(view, [[start]], max_length=24, return_scores=True)[0]
         outputs.append((encoded, result.sequences_ids, result.scores))
+        del model, view  # one model resident at a time
     (enc_a, ids_a, scores_a), (enc_b, ids_b, scores_b) = outputs
     return bool(np.array_equal(enc_a, enc_b)) and ids_a == ids_b and scores_a == scores_b

@@ -4,6 +4,7 @@ never used when it would not."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -109,27 +110,58 @@ def test_while_another_process_writes_the_copy_the_original_is_loaded(
     assert first.note == "written" and first.path is not None
 
 
-def test_a_reinstalled_model_gets_a_new_copy_and_the_old_one_goes(
+def test_a_reinstalled_model_gets_a_new_copy_and_only_its_old_one_goes(
     in_root: Path, tmp_path: Path
 ) -> None:
     src = tmp_path / "model"
     shutil.copytree(SOURCE, src)
     old = prepare(src).path
     assert old is not None and old.is_dir()
+    # The same source checked by another CTranslate2 (another install sharing the cache).
+    other_ct2 = in_root / "model-00000000000000aa"
+    shutil.copytree(old, other_ct2)
+    origin = json.loads((old / asr_weights.ORIGIN).read_text())
+    (other_ct2 / asr_weights.ORIGIN).write_text(json.dumps({**origin, "ctranslate2": "0.0"}))
+    killed_writer = in_root / "model-00000000000000bb.4242.tmp"
+    killed_writer.mkdir()
     later = (src / "model.bin").stat().st_mtime_ns + 10**9
     os.utime(src / "model.bin", ns=(later, later))
     new = prepare(src)
     assert new.note == "written" and new.path not in (None, old)
-    assert not old.exists()
+    assert not old.exists() and not killed_writer.exists()
+    assert other_ct2.is_dir()
     assert prepare(SOURCE).note == "ready"  # another source's copy is kept
-    gone = tmp_path / "gone"
-    shutil.copytree(src, gone)
-    orphan = prepare(gone).path
-    assert orphan is not None and orphan.is_dir()
-    shutil.rmtree(gone)
-    shutil.rmtree(new.path)
-    assert prepare(src).note == "written"
-    assert not orphan.exists() and prepare(SOURCE).note == "ready"
+
+
+def test_a_broken_copy_never_breaks_loading(in_root: Path, tmp_path: Path) -> None:
+    src = tmp_path / "model"
+    shutil.copytree(SOURCE, src)
+    copy = prepare(src).path
+    assert copy is not None
+    with open(copy / "model.bin", "r+b") as fh:
+        fh.truncate(1000)
+    asr.load_model.cache_clear()
+    try:
+        model = asr.load_model(str(src), "int8", 1)
+    finally:
+        asr.load_model.cache_clear()
+    audio = decode_audio(str(FIXTURE / "alice.webm"))[: 16000 * 8]
+    segments, _ = model.transcribe(audio)
+    assert any(s.text.strip() for s in segments)
+    # A copy that lost its weights (removed by hand) is written again.
+    (copy / "model.bin").unlink()
+    assert prepare(src) == (copy, "written")
+
+
+def test_a_model_the_check_cannot_run_on_is_refused_not_raised(
+    in_root: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "model"
+    shutil.copytree(SOURCE, src)
+    (src / "tokenizer.json").unlink()
+    done = prepare(src)
+    assert done.path is None and "no tokenizer.json" in done.note
+    assert prepare(src) == done
 
 
 def test_other_compute_types_load_the_original(
@@ -143,3 +175,14 @@ def test_other_compute_types_load_the_original(
     finally:
         asr.load_model.cache_clear()
     assert not empty.exists()
+
+
+def test_a_cache_others_may_write_to_is_not_trusted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REFLECTOR_MODELS_DIR", str(tmp_path))
+    (tmp_path / ".int8").mkdir(mode=0o700)
+    (tmp_path / ".int8").chmod(0o777)
+    done = prepare(SOURCE)
+    assert done.path is None and "not private" in done.note
+    assert list((tmp_path / ".int8").iterdir()) == []
