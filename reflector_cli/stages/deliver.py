@@ -14,8 +14,6 @@ from typing import Any
 
 from reflector_cli.core.formats import md_escape, speaker_name, speaker_names, to_vtt
 from reflector_cli.core.models import DeliveryIn, DeliveryOut, FinalDoc
-from reflector_cli.sources import webhook
-from reflector_cli.sources.zulip import ZulipClient, ZulipError
 from reflector_cli.stages.context import StageContext
 
 EVENT = "transcript.completed"
@@ -117,6 +115,10 @@ def post_zulip(inp: DeliveryIn, ctx: StageContext) -> DeliveryOut:
     if not s.zulip_configured or s.zulip_api_key is None:
         return DeliveryOut(status="skipped", detail="Zulip is not configured (ZULIP_REALM …)")
     assert s.zulip_realm and s.zulip_bot_email and s.zulip_stream  # implied by zulip_configured
+    # Imported only when needed: httpx and the retry library are ~70 ms on the tail of every
+    # run that delivers nothing.
+    from reflector_cli.sources.zulip import ZulipClient, ZulipError
+
     doc, _ = _load(inp, ctx)
     content = zulip_message(doc)
     topic = (s.zulip_topic or doc.title or DEFAULT_TOPIC).strip()[:60]
@@ -207,6 +209,8 @@ def send_webhook(inp: DeliveryIn, ctx: StageContext) -> DeliveryOut:
     s = ctx.settings
     if not s.webhook_url:
         return DeliveryOut(status="skipped", detail="WEBHOOK_URL is not set")
+    from reflector_cli.sources import webhook  # only when needed, as in post_zulip
+
     doc, raw = _load(inp, ctx)
     evt_id = event_id(doc, raw)
     body = json.dumps(webhook_payload(doc, evt_id), ensure_ascii=False).encode()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -134,6 +137,29 @@ def test_not_configured_or_disabled_is_skipped(tmp_path: Path) -> None:
         assert post_zulip(off, ctx).status == "skipped"
         assert send_webhook(off, ctx).status == "skipped"
         assert zulip.requests == [] and hook.deliveries == []
+
+
+def test_skipping_loads_no_http_client(tmp_path: Path) -> None:
+    """Most runs deliver nothing; they should not pay for httpx at the end of every run."""
+    probe = f"""
+import sys
+from pathlib import Path
+from reflector_cli.core.config import load_settings
+from reflector_cli.core.models import DeliveryIn, FinalizeOut
+from reflector_cli.stages.context import StageContext
+from reflector_cli.stages.deliver import post_zulip, send_webhook
+from reflector_cli.storage import LocalStorage
+data = Path({str(tmp_path)!r})
+ctx = StageContext(storage=LocalStorage(data), settings=load_settings(data_dir=data))
+inp = DeliveryIn(recording_id="r", finalize=FinalizeOut(doc_key="r", word_count=0, topic_count=0))
+print(post_zulip(inp, ctx).status, send_webhook(inp, ctx).status, "httpx" in sys.modules)
+"""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ZULIP_", "WEBHOOK_"))}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=clean, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["skipped", "skipped", "False"]
 
 
 # --------------------------------------------------------------------------- Zulip
