@@ -69,11 +69,11 @@ def prepare_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Store the model's int8 copy now, so no worker quantizes it at load (else: first use)."""
-    from reflector_cli.core.whisper_models import resolve_model
+    from reflector_cli.core.whisper_models import BUNDLED, bundled_path, resolve_model
     from reflector_cli.stages.asr_weights import prepare
 
-    ref = name or load_settings().model
-    src = resolve_model(ref)
+    src = resolve_model(name or load_settings().model)
+    ref = BUNDLED if src == bundled_path() else (name or str(src))
     done = prepare(src)
     if as_json:
         emit_json({"model": str(src), "int8_copy": done.path and str(done.path), "note": done.note})
