@@ -31,7 +31,7 @@ from reflector_cli.core.models import (
 )
 from reflector_cli.stages import mp3
 from reflector_cli.stages.context import StageContext
-from reflector_cli.stages.levels import FRAME_S, EnvelopeBuilder, to_bytes
+from reflector_cli.stages.levels import FRAME_S, EnvelopeBuilder, pcm16, to_bytes
 
 SAMPLE_RATE = 48000
 BLOCK = SAMPLE_RATE  # 1 s blocks: big enough for fast numpy, small enough to stay bounded
@@ -166,18 +166,18 @@ class _BlockWriter:
         self.levels.silence(samples)
         while samples > 0:
             n = min(samples, BLOCK)
-            self.out.write(np.zeros(n, dtype=np.float32))
+            self.out.write(np.zeros(n, dtype=np.int16))
             self.written += n
             samples -= n
 
     def flush(self) -> None:
         if not self.pending:
             return
-        # Lossy decoders overshoot full scale slightly; clip instead of wrapping in PCM_16.
-        data = np.clip(np.concatenate(self.pending), -1.0, 1.0)
-        self.out.write(data)
-        self.levels.add_pcm16(data)
-        self.written += len(data)
+        # Lossy decoders overshoot full scale slightly: clipped, never wrapped.
+        pcm = pcm16(np.concatenate(self.pending))
+        self.out.write(pcm)
+        self.levels.add_pcm16(pcm)
+        self.written += len(pcm)
         self.pending, self.pending_n = [], 0
 
 

@@ -37,6 +37,14 @@ MIN_SOURCE_FRAMES = 50
 MAX_LEAK_DB = -3.0
 
 
+def pcm16(mono: np.ndarray) -> np.ndarray:
+    """Float samples as libsndfile stores them in 16-bit FLAC: x32768, rounded half to even,
+    clipped. Writing these instead of the floats gives the same file, without libsndfile's
+    own conversion (15-minute track: 0.73-0.78 -> 0.66-0.67 CPU-s including this)."""
+    scaled = np.rint(mono.astype(np.float32, copy=False) * np.float32(32768.0))
+    return np.clip(scaled, -32768, 32767).astype(np.int16)
+
+
 class EnvelopeBuilder:
     """The envelope of a signal fed in blocks of any size: mean power of every frame of `hop`
     samples (the last frame may be shorter), as float32."""
@@ -53,13 +61,11 @@ class EnvelopeBuilder:
         self.out.append(sq[:whole].reshape(-1, self.hop).mean(axis=1).astype(np.float32))
         self.carry = sq[whole:]
 
-    def add_pcm16(self, mono: np.ndarray) -> None:
-        """Mono float samples as libsndfile stores them in 16-bit FLAC (x32768, rounded to
-        nearest even, clipped) and reads them back (/32768): the envelope equals `envelope()`
-        of the file written from the same samples."""
-        scaled = np.rint(mono.astype(np.float32) * np.float32(32768.0))
-        pcm = np.clip(scaled, -32768, 32767).astype(np.float64) / 32768.0
-        self.add_power(pcm * pcm)
+    def add_pcm16(self, pcm: np.ndarray) -> None:
+        """16-bit samples (see `pcm16`) as a reader gets them back from the file (/32768): the
+        envelope equals `envelope()` of the file they were written to."""
+        values = pcm.astype(np.float64) / 32768.0
+        self.add_power(values * values)
 
     def silence(self, samples: int) -> None:
         while samples > 0:

@@ -16,6 +16,7 @@ from reflector_cli.stages.levels import (
     envelope,
     leak_gains,
     live_spans,
+    pcm16,
 )
 from tests.stages.crosstalk_audio import RATE, Meeting
 
@@ -82,3 +83,19 @@ def test_live_spans_never_gate_a_loud_floor_or_a_track_with_no_long_quiet() -> N
     assert live_spans(chatty) == [(0.0, 40.0)]
     assert live_spans(np.zeros(0, dtype=np.float32)) == []
     assert live_spans(_env((10, -200))) == []  # all padding: nothing to look at
+
+
+def test_pcm16_is_what_libsndfile_stores_and_clips_instead_of_wrapping(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    # Full scale and beyond (lossy decoders overshoot), halves that round to even, noise.
+    edges = np.array([1.0, -1.0, 1.2, -1.3, 0.5 / 32768, 1.5 / 32768, -2.5 / 32768], np.float32)
+    mono = np.concatenate([edges, rng.uniform(-1, 1, 48000).astype(np.float32)])
+    pcm = pcm16(mono)
+    assert pcm.dtype == np.int16
+    assert pcm[:7].tolist() == [32767, -32768, 32767, -32768, 0, 2, -2]
+    files = {}
+    for name, data in (("floats", np.clip(mono, -1.0, 1.0)), ("pcm16", pcm)):
+        path = tmp_path / f"{name}.flac"
+        sf.write(path, data, 48000, format="FLAC", subtype="PCM_16")
+        files[name] = path.read_bytes()
+    assert files["floats"] == files["pcm16"]
