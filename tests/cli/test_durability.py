@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +34,24 @@ def _done_count(db: Path, stage: str) -> int:
         return 0  # schema not created yet
 
 
+@contextlib.contextmanager
+def _stalled_receiver() -> Iterator[str]:
+    """A webhook URL whose server accepts the connection and never answers: a run reaching
+    send_webhook stays alive (its client waits out REFLECTOR_DELIVERY_TIMEOUT), so a kill
+    after the last stages before it lands before the run ends, however fast they are."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+
+
 def _kill_after(data: Path, stage: str) -> None:
-    env = {**os.environ, "REFLECTOR_DATA_DIR": str(data)}
+    with _stalled_receiver() as hook:
+        _start_and_kill(data, stage, {"WEBHOOK_URL": hook, "REFLECTOR_DELIVERY_TIMEOUT": "60"})
+
+
+def _start_and_kill(data: Path, stage: str, extra_env: dict[str, str]) -> None:
+    env = {**os.environ, "REFLECTOR_DATA_DIR": str(data), **extra_env}
     log = open(data.parent / "killed-run.stderr", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [*REFLECTOR, "process", str(FIXTURE), "--json"],
