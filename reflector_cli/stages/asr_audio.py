@@ -47,12 +47,14 @@ def _resampled(
         resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
         while left is None or left > 0:
             n = round(READ_S * rate) if left is None else min(left, round(READ_S * rate))
-            data = f.read(n, dtype="float32", always_2d=True)
+            # Our padded tracks are mono: read as they are (averaging one channel copied
+            # every block, ~0.1 CPU-s per 15 minutes read).
+            data = f.read(n, dtype="float32", always_2d=f.channels > 1)
             if not len(data):
                 break
             if left is not None:
                 left -= len(data)
-            yield from _push(resampler, data.mean(axis=1), rate)
+            yield from _push(resampler, data if data.ndim == 1 else data.mean(axis=1), rate)
         for out in resampler.resample(None):
             yield out.to_ndarray()[0]
 
