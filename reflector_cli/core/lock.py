@@ -1,4 +1,5 @@
-"""One process per recording: an advisory file lock in the data dir, held for a run's life."""
+"""Advisory file locks: one process per recording (in the data dir), and a lock on any path
+taken only when free."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ def lock_if_free(settings: Settings, recording_id: str) -> Iterator[bool]:
     if not path.exists():
         yield True
         return
+    with flock_if_free(path) as held:
+        yield held
+
+
+@contextlib.contextmanager
+def flock_if_free(path: Path) -> Iterator[bool]:
+    """An exclusive lock on `path` (created if missing) for the block, taken without waiting;
+    yields whether this process holds it. It dies with its process (kill -9 safe)."""
     with open(path, "a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

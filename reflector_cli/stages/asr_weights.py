@@ -9,7 +9,6 @@ encoded and decoded a fixed input exactly as the original model did.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -25,6 +24,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
+from reflector_cli.core.lock import flock_if_free
 from reflector_cli.core.whisper_models import models_dir
 
 log = logging.getLogger(__name__)
@@ -120,21 +120,9 @@ def _origin(src: Path) -> str:
     return json.dumps({"source": str(src.resolve()), "ctranslate2": ctranslate2.__version__})
 
 
-@contextlib.contextmanager
-def _locked(root: Path, key: str) -> Iterator[bool]:
-    """The key's lock, taken without waiting: yields whether this process holds it."""
-    with open(root / f"{key}.lock", "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-
-
 def _prepare(src: Path, root: Path, key: str) -> Prepared:
     target = root / key
-    with _locked(root, key) as held:
+    with flock_if_free(root / f"{key}.lock") as held:
         if not held:
             return Prepared(None, "another process is writing it")
         if (target / "model.bin").is_file():
@@ -184,7 +172,7 @@ def _drop_older(root: Path, kept: Path) -> None:
         key = other.name.split(".", 1)[0]
         if other == kept or not other.is_dir() or key == kept.name:
             continue
-        with contextlib.suppress(OSError), _locked(root, key) as held:
+        with contextlib.suppress(OSError), flock_if_free(root / f"{key}.lock") as held:
             stale = other.name.endswith(".tmp") or (other / ORIGIN).read_text() == origin
             if held and stale:
                 doomed = other.with_name(f"{other.name}.{os.getpid()}.tmp")
