@@ -45,7 +45,7 @@ def asr_device(asked: str) -> Literal["cpu", "cuda"]:
 
 def warm_up(asr: AsrOptions) -> None:
     """Load per-process stage state (the DAG's WORKER_WARMUP) before the first task."""
-    heap.bound_retention()
+    heap.reuse_freed()
     dag.resolve_hook(dag.WORKER_WARMUP)(asr)
 
 
@@ -72,7 +72,7 @@ def run_stage(
     emit_fn: EmitFn = _drop,
 ) -> dict[str, Any]:
     """Validate `payload` as the stage's input, run it, return its output as JSON data."""
-    heap.bound_retention()  # every provider's worker comes through here
+    heap.reuse_freed()  # every provider's worker comes through here
     st = stage(name)
     inp = st.input_model.model_validate(payload)
     ctx = StageContext(

@@ -34,36 +34,59 @@ def test_freed_small_arrays_leave_the_resident_set() -> None:
     del keep
 
 
-_BLOCKS = """
-import subprocess
+_REUSE = """
+import ctypes
+import resource
 import sys
 from pathlib import Path
-import numpy as np
 from reflector_cli.stages import heap
+
+# Plain malloc, as CTranslate2 allocates (numpy asks for huge pages on big arrays, 2 MB a fault).
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+# Above the largest block glibc takes from its heap by default (32 MB), under TRIM_THRESHOLD.
+SIZE = 48 << 20
+
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 def rss():
     line = next(x for x in Path("/proc/self/status").read_text().splitlines() if "VmRSS" in x)
     return int(line.split()[1]) / 1024
 
-if sys.argv[1] == "bounded":
-    assert heap.bound_retention()
-big = np.ones(3 << 20)  # 24 MB, mapped on its own: freeing it lifts glibc's own threshold
-del big
-blocks = [np.ones(2 << 20) for _ in range(10)]  # 10 x 16 MB: a decode's transients
-top = np.ones(2 << 20)  # still in use, above them
-before = rss()
-del blocks
-print(before - rss())
+def touched():
+    block = libc.malloc(SIZE)
+    ctypes.memset(block, 1, SIZE)
+    return block
+
+if sys.argv[1] == "reuse":
+    assert heap.reuse_freed()
+block = touched()
+libc.free(block)
+before = faults()
+block = touched()  # an encoder's next layer: the same size again
+refaulted = faults() - before
+libc.free(block)
+held = rss()
+heap.trim()
+print(refaulted, held - rss())
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and /proc are Linux's")
-def test_bounded_retention_returns_big_freed_blocks_at_once() -> None:
-    def freed_mb(mode: str) -> float:
-        out = subprocess.run(
-            [sys.executable, "-c", _BLOCKS, mode], capture_output=True, text=True, check=True
-        )
-        return float(out.stdout)
+def _freed(mode: str) -> tuple[int, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _REUSE, mode], capture_output=True, text=True, check=True
+    )
+    pages, mb = out.stdout.split()
+    return int(pages), float(mb)
 
-    assert freed_mb("glibc default") < 40  # kept resident until someone trims
-    assert freed_mb("bounded") > 140
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and /proc are Linux's")
+def test_a_freed_big_block_is_reused_without_page_faults_and_trimmed_later() -> None:
+    pages = (48 << 20) // 4096
+    default_faults, _ = _freed("glibc default")
+    assert default_faults > pages * 0.9  # mapped afresh, faulted in page by page again
+    reuse_faults, trimmed_mb = _freed("reuse")
+    assert reuse_faults < pages * 0.1
+    assert trimmed_mb > 40  # held for reuse until the trim, then given back
