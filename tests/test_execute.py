@@ -1,7 +1,10 @@
-"""asr_options: what a run's transcription gets from settings (device, compute type, batch)."""
+"""asr_options: what a run's transcription gets from settings (device, compute type, batch);
+run_stage hands back the memory a stage kept for reuse."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import ctranslate2
@@ -45,3 +48,44 @@ def test_the_environment_sets_the_batch_size_and_bad_values_are_refused(
     for bad in (0, 65):
         with pytest.raises(ValidationError, match="batch_size"):
             load_settings(data_dir=tmp_path, batch_size=bad)
+
+
+_TRIMS = """
+import ctypes
+import sys
+from pathlib import Path
+from reflector_cli.core.config import load_settings
+from reflector_cli.pipeline import dag
+from reflector_cli.pipeline.execute import run_stage
+from reflector_cli.pipeline.runinput import prepare_input
+from reflector_cli.stages import heap
+
+def rss():
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if "VmRSS" in x)
+    return int(line.split()[1]) / 1024
+
+settings = load_settings(data_dir=Path(sys.argv[2]))
+inp = dag.stage("get_recording").build(prepare_input(sys.argv[1], settings), {}, None)
+assert heap.reuse_freed()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+block = libc.malloc(48 << 20)  # a transient a stage freed: kept for reuse, still resident
+ctypes.memset(block, 1, 48 << 20)
+libc.free(block)
+held = rss()
+run_stage("get_recording", inp.model_dump(mode="json"), settings)
+print(held - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and /proc are Linux's")
+def test_a_stage_hands_the_memory_kept_for_reuse_back_when_it_ends(tmp_path: Path) -> None:
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "meeting"
+    out = subprocess.run(
+        [sys.executable, "-c", _TRIMS, str(fixture), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert float(out.stdout) > 40

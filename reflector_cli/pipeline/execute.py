@@ -84,5 +84,8 @@ def run_stage(
         emit_fn=emit_fn,
     )
     _inject_fault(settings.test_fail, name, attempt)
-    out = st.fn()(inp, ctx)
+    try:
+        out = st.fn()(inp, ctx)
+    finally:
+        heap.trim()  # what the stage freed is kept for reuse until now (heap.reuse_freed)
     return st.output_model.model_validate(out).model_dump(mode="json")
