@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 WATCH_INTERVAL_S = 0.25
 # Set in the environment of a child that must end when the process `pid` goes away (`serve`
 # starting `reflector process`): the child cannot rely on pdeathsig across an exec'd thread.
@@ -98,15 +99,29 @@ def watch_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
     threading.Thread(target=loop, name="parent-watchdog", daemon=True).start()
 
 
-def bind_to_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
-    """End this process with `sig` when `parent_pid` dies: pdeathsig plus a watchdog thread.
+def bind_to_parent(parent_pid: int, sig: int = signal.SIGKILL, watch: bool = True) -> None:
+    """End this process with `sig` when `parent_pid` dies: pdeathsig plus a watchdog thread
+    (`watch=False`: the caller starts it later, e.g. after forking, with watch_parent).
 
     Re-checking the parent after prctl closes the race where it died before the call.
     """
     set_pdeathsig(sig)
     if os.getppid() != parent_pid:
         _die(sig)
-    watch_parent(parent_pid, sig)
+    if watch:
+        watch_parent(parent_pid, sig)
+
+
+def become_subreaper() -> bool:
+    """Adopt this process's orphaned descendants (a worker's fork, see providers.forked) as
+    children, instead of init; False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def bind_from_env() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from reflector_cli.core import lifeline
 from reflector_cli.core.errors import UserError
+from reflector_cli.providers.forked import ForkedProc, fork_siblings
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
 
@@ -56,19 +57,28 @@ class Outbox:
 
 
 def child_main() -> None:
-    """A worker's entry point (argv: pipe fd, parent pid): bind to the parent before anything
-    else, then run each task received and answer with its result or its error."""
+    """A worker's entry point (argv: pipe fd, parent pid, modules to import, warm-up hook,
+    pipe fds of workers to fork): bind to the parent before anything else, then run each task
+    received and answer with its result or its error."""
     fd, parent_pid = int(sys.argv[1]), int(sys.argv[2])
+    siblings = [int(x) for x in sys.argv[5].split(",") if x] if len(sys.argv) > 5 else []
     # Ctrl-C reaches the whole process group; the parent decides what stops (and kills us).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lifeline.bind_to_parent(parent_pid)
-    conn = Connection(fd)
+    lifeline.bind_to_parent(parent_pid, watch=not siblings)  # no watchdog thread in a fork
     # Started early (spawn_early): import what the tasks will need while the parent still
     # imports and validates, then run the warm-up hook if given (e.g. load the model); a
     # failure here fails its task later, with its error.
     for module in filter(None, sys.argv[3].split(",") if len(sys.argv) > 3 else []):
         with contextlib.suppress(Exception):
             importlib.import_module(module)
+    forked = False
+    if siblings:
+        fd, forked = fork_siblings(fd, siblings, parent_pid)
+        lifeline.watch_parent(parent_pid)
+    conn = Connection(fd)
+    if forked:  # the parent's ForkedProc learns whom it drives (unless it let us go already)
+        with contextlib.suppress(OSError):
+            conn.send(("pid", os.getpid()))
     if len(sys.argv) > 4 and sys.argv[4]:
         module, _, attr = sys.argv[4].partition(":")
         with contextlib.suppress(Exception):
@@ -113,21 +123,29 @@ _BOOT = "from reflector_cli.providers.workerpool import child_main; child_main()
 
 
 class _Worker:
-    def __init__(
-        self, pool: WorkerPool | None, preload: Sequence[str] = (), warm: str | None = None
-    ) -> None:
-        self.conn, child = Pipe()
-        argv = [sys.executable, "-c", _BOOT, str(child.fileno()), str(os.getpid())]
-        self.proc = subprocess.Popen(
-            [*argv, ",".join(preload), warm or ""],
+    def __init__(self, conn: Connection, proc: subprocess.Popen[bytes] | ForkedProc) -> None:
+        self.conn, self.proc = conn, proc
+        self.killed: str | None = None  # why the scheduler killed it (e.g. a timeout)
+
+    @classmethod
+    def spawn(
+        cls, preload: Sequence[str] = (), warm: str | None = None, forks: int = 0
+    ) -> list[_Worker]:
+        """One new interpreter, plus `forks` workers it forks once its imports are done."""
+        conn, child = Pipe()
+        pipes = [Pipe() for _ in range(forks)]
+        ends = [child.fileno(), *(theirs.fileno() for _, theirs in pipes)]
+        argv = [sys.executable, "-c", _BOOT, str(ends[0]), str(os.getpid())]
+        proc = subprocess.Popen(
+            [*argv, ",".join(preload), warm or "", ",".join(map(str, ends[1:]))],
             stdin=subprocess.DEVNULL,
             stdout=2,  # stdout is the command's (--json document), never a worker's
-            pass_fds=(child.fileno(),),
+            pass_fds=ends,
         )
         child.close()
-        self.killed: str | None = None  # why the scheduler killed it (e.g. a timeout)
-        if pool is not None:
-            self.start(pool)
+        for _, theirs in pipes:
+            theirs.close()
+        return [cls(conn, proc), *(cls(ours, ForkedProc(ours)) for ours, _ in pipes)]
 
     def start(self, pool: WorkerPool) -> None:
         self.conn.send((pool.init, pool.init_args))
@@ -149,12 +167,16 @@ _early: list[_Worker] = []
 
 def spawn_early(count: int, preload: Sequence[str], warm: str | None = None) -> None:
     """Start `count` workers before any pool exists, importing `preload` and then calling
-    `warm` ("module:function") meanwhile; the first pool adopts them. Call from the main thread
-    (their parent-death signal follows the thread that started them). Workers no pool took
-    are let go at exit."""
+    `warm` ("module:function") meanwhile; the first pool adopts them. One interpreter does the
+    imports and forks the others (providers.forked) where this process can adopt them. Call
+    from the main thread (their parent-death signal follows the thread that started them).
+    Workers no pool took are let go at exit."""
     if not _early:
         atexit.register(_release_early)
-    _early.extend(_Worker(None, preload, warm) for _ in range(count))
+    if count > 1 and lifeline.become_subreaper():
+        _early.extend(_Worker.spawn(preload, warm, forks=count - 1))
+    else:
+        _early.extend(w for _ in range(count) for w in _Worker.spawn(preload, warm))
 
 
 def _adopt_early(pool: WorkerPool) -> _Worker | None:
@@ -166,6 +188,7 @@ def _adopt_early(pool: WorkerPool) -> _Worker | None:
         if worker.alive():
             worker.start(pool)
             return worker
+        worker.conn.close()
     return None
 
 
@@ -225,7 +248,10 @@ class WorkerPool:
                     fut.set_exception(WorkerDied("pool closed"))
                     continue
                 if worker is None or not worker.alive():
-                    worker = _adopt_early(self) or _Worker(self)
+                    worker = _adopt_early(self)
+                    if worker is None:
+                        worker = _Worker.spawn()[0]
+                        worker.start(self)
                     self._workers.append(worker)
                 self._running[fut] = worker
             try:
