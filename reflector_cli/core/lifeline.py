@@ -112,14 +112,14 @@ def bind_to_parent(parent_pid: int, sig: int = signal.SIGKILL, watch: bool = Tru
         watch_parent(parent_pid, sig)
 
 
-def become_subreaper() -> bool:
+def become_subreaper(on: bool = True) -> bool:
     """Adopt this process's orphaned descendants (a worker's fork, see providers.forked) as
-    children, instead of init; False where unsupported."""
+    children, instead of init (or stop: `on=False`); False where unsupported."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 

@@ -10,10 +10,10 @@ command then starts those workers itself, as for a worker that died.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from multiprocessing.connection import Connection
 
@@ -65,36 +65,53 @@ class ForkedProc:
         self.conn = conn
         self.pid: int | None = None
         self.returncode: int | None = None
+        self._lock = threading.Lock()  # as Popen's: one waitpid or kill at a time
+        _pending.add(self)
 
-    def _announced(self) -> bool:
+    def announced(self, wait_s: float = ANNOUNCE_TIMEOUT_S) -> bool:
+        """Whether the fork said its pid (waiting up to `wait_s` for it); a fork that never
+        will (not forked, gone, let go) counts as ended."""
+        with self._lock:
+            return self._announced(wait_s)
+
+    def _announced(self, wait_s: float) -> bool:
         if self.pid is None and self.returncode is None:
             try:
-                if not self.conn.poll(ANNOUNCE_TIMEOUT_S):
-                    raise EOFError
-                kind, pid = self.conn.recv()
-                if kind != "pid":
-                    raise EOFError
+                kind, pid = self.conn.recv() if self.conn.poll(wait_s) else ("", None)
+            except (EOFError, OSError):
+                kind, pid = "", None
+            if kind == "pid":
                 self.pid = pid
-            except (EOFError, OSError):  # never forked, or gone before it said so
+            elif wait_s > 0 or self.conn.closed:
                 self.returncode = -1
                 self.conn.close()
+            if self.pid is not None or self.returncode is not None:
+                _settled(self)
         return self.pid is not None
 
     def poll(self) -> int | None:
-        if self.returncode is None and self._announced():
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)  # type: ignore[arg-type]
-            except ChildProcessError:  # reaped by someone else: gone all the same
-                self.returncode = -1
-            else:
-                if pid:
-                    self.returncode = os.waitstatus_to_exitcode(status)
+        if self.returncode is None and self.announced():
+            with self._lock:
+                self._reap()
         return self.returncode
 
+    def _reap(self) -> None:
+        if self.returncode is not None or self.pid is None:
+            return
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: gone all the same
+            self.returncode = -1
+        else:
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+
     def kill(self) -> None:
-        if self.poll() is None and self.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+        if self.poll() is None:
+            with self._lock:
+                self._reap()
+                if self.returncode is None and self.pid is not None:
+                    os.kill(self.pid, signal.SIGKILL)  # not reaped yet: still our child
 
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -103,3 +120,16 @@ class ForkedProc:
                 raise subprocess.TimeoutExpired("worker", timeout or 0.0)
             time.sleep(0.01)
         return code
+
+
+_pending: set[ForkedProc] = set()
+_pending_lock = threading.Lock()
+
+
+def _settled(proc: ForkedProc) -> None:
+    """Once every fork is adopted (or will never be), the command stops adopting orphans: a
+    descendant orphaned later (a killed worker's child) goes to init, which reaps it."""
+    with _pending_lock:
+        _pending.discard(proc)
+        if not _pending:
+            lifeline.become_subreaper(False)

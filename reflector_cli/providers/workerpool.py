@@ -76,9 +76,11 @@ def child_main() -> None:
         fd, forked = fork_siblings(fd, siblings, parent_pid)
         lifeline.watch_parent(parent_pid)
     conn = Connection(fd)
-    if forked:  # the parent's ForkedProc learns whom it drives (unless it let us go already)
-        with contextlib.suppress(OSError):
+    if forked:  # the parent's ForkedProc learns whom it drives
+        try:
             conn.send(("pid", os.getpid()))
+        except OSError:  # let go before we could say it
+            _exit_now()
     if len(sys.argv) > 4 and sys.argv[4]:
         module, _, attr = sys.argv[4].partition(":")
         with contextlib.suppress(Exception):
@@ -195,6 +197,8 @@ def _adopt_early(pool: WorkerPool) -> _Worker | None:
 def _release_early() -> None:
     while _early:
         worker = _early.pop()
+        if isinstance(worker.proc, ForkedProc):
+            worker.proc.announced(wait_s=0.0)  # a pid already sent: reap the fork below
         worker.conn.close()  # EOF: the idle worker exits at once (_exit_now)
         worker.join(timeout=2)
 
@@ -243,15 +247,17 @@ class WorkerPool:
             fut, task = item
             if not fut.set_running_or_notify_cancel():
                 continue
+            fresh = worker is None or not worker.alive()
+            if fresh:  # outside the lock: a fork may take a moment to say its pid
+                worker = _adopt_early(self)
             with self._lock:
                 if self._closed:
                     fut.set_exception(WorkerDied("pool closed"))
                     continue
-                if worker is None or not worker.alive():
-                    worker = _adopt_early(self)
-                    if worker is None:
-                        worker = _Worker.spawn()[0]
-                        worker.start(self)
+                if worker is None:
+                    worker = _Worker.spawn()[0]
+                    worker.start(self)
+                if fresh:
                     self._workers.append(worker)
                 self._running[fut] = worker
             try:

@@ -55,6 +55,9 @@ def rss():
     line = next(x for x in Path("/proc/self/status").read_text().splitlines() if "VmRSS" in x)
     return int(line.split()[1]) / 1024
 
+# 4 KB pages however the host sets transparent huge pages (`always` faults 2 MB at a time).
+libc.prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE
+
 def touched():
     block = libc.malloc(SIZE)
     ctypes.memset(block, 1, SIZE)
