@@ -64,15 +64,20 @@ def handle_stop_signals() -> None:
         signal.signal(sig, _raise_interrupted)
 
 
-def set_pdeathsig(sig: int = signal.SIGKILL) -> bool:
-    """Ask Linux to send `sig` when our parent (thread) dies; False where unsupported."""
+def _prctl(option: int, value: int) -> bool:
+    """Linux's prctl(option, value); False where unsupported or refused."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+        return libc.prctl(option, value, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+def set_pdeathsig(sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send `sig` when our parent (thread) dies; False where unsupported."""
+    return _prctl(PR_SET_PDEATHSIG, int(sig))
 
 
 # A handled signal (SIGTERM: clean shutdown) gets this long before the process is ended hard.
@@ -115,13 +120,7 @@ def bind_to_parent(parent_pid: int, sig: int = signal.SIGKILL, watch: bool = Tru
 def become_subreaper(on: bool = True) -> bool:
     """Adopt this process's orphaned descendants (a worker's fork, see providers.forked) as
     children, instead of init (or stop: `on=False`); False where unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+    return _prctl(PR_SET_CHILD_SUBREAPER, int(on))
 
 
 def bind_from_env() -> None:
