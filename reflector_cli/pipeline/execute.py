@@ -46,7 +46,10 @@ def asr_device(asked: str) -> Literal["cpu", "cuda"]:
 def warm_up(asr: AsrOptions) -> None:
     """Load per-process stage state (the DAG's WORKER_WARMUP) before the first task."""
     heap.reuse_freed()
-    dag.resolve_hook(dag.WORKER_WARMUP)(asr)
+    try:
+        dag.resolve_hook(dag.WORKER_WARMUP)(asr)
+    finally:
+        heap.trim()  # the model load's transients, as run_stage trims after each stage
 
 
 class InjectedFault(RuntimeError):

@@ -92,7 +92,6 @@ def child_main() -> None:
         _exit_now()
     init(outbox, *init_args)
     from reflector_cli.providers.recorder import short_error
-    from reflector_cli.stages import heap
 
     while True:
         try:
@@ -103,8 +102,6 @@ def child_main() -> None:
             reply: tuple[str, Any] = ("ok", fn(*args))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the scheduler
             reply = ("err", (short_error(exc), isinstance(exc, UserError)))
-        # What the task freed stays resident otherwise, summed with the other workers' peaks.
-        heap.trim()
         outbox.send(reply)
 
 
