@@ -80,22 +80,23 @@ def _openblas() -> bool:
     return "openblas" in str(np.show_config(mode="dicts")).lower()
 
 
-def test_a_fork_is_the_commands_child_and_can_be_killed_alone() -> None:
+def _command(mode: str, env: dict[str, str]) -> dict:
+    """Run _COMMAND in `mode` to its end; what it reported, after a clean exit."""
     out = subprocess.run(
-        [sys.executable, "-c", _COMMAND, "kill"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_ONE_THREAD,
+        [sys.executable, "-c", _COMMAND, mode], capture_output=True, text=True, timeout=120, env=env
     )
     assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout)
+    assert "Traceback" not in out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_fork_is_the_commands_child_and_can_be_killed_alone() -> None:
+    got = _command("kill", _ONE_THREAD)
     assert got["forks"] == 1  # the second worker was forked, not started as an interpreter
     assert got["died"] == "timed out"
     assert got["reaped"] is not None  # the command reaped its adopted child
     assert got["again"] == got["me"]  # the replacement is the command's child too
     assert got["subreaper"] == 0  # every fork adopted: later orphans go to init again
-    assert "Traceback" not in out.stderr
 
 
 def test_every_worker_dies_with_the_command() -> None:
@@ -120,14 +121,4 @@ def test_every_worker_dies_with_the_command() -> None:
 @pytest.mark.skipif(not _openblas(), reason="the threads come from OpenBLAS")
 def test_a_first_worker_with_threads_forks_nothing_and_the_command_starts_the_other() -> None:
     # OpenBLAS starts its threads when numpy is imported: a fork would lack them.
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
-    out = subprocess.run(
-        [sys.executable, "-c", _COMMAND, "threads"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"forks": 0}
-    assert "Traceback" not in out.stderr
+    assert _command("threads", {**os.environ, "OPENBLAS_NUM_THREADS": "2"}) == {"forks": 0}
