@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from reflector_cli.core.config import load_settings  # noqa: E402
 from reflector_cli.pipeline import dag  # noqa: E402
-from reflector_cli.providers.hatchet import FANOUT, FANOUT_PARENTS, task_timings  # noqa: E402
+from reflector_cli.providers.hatchet import FANOUT_OF, FANOUTS, fanout_parents, task_timings  # noqa: E402
 from reflector_cli.runs.process import process_recording  # noqa: E402
 
 WORKER = (
@@ -68,13 +68,14 @@ def _start_worker(data: Path, slots: int, port: int, log: Path) -> subprocess.Po
 
 
 def _parents(task: str) -> tuple[str, ...]:
-    """Engine-side parents: per-track stages hang off the fan-out task."""
-    if task == FANOUT:
-        return FANOUT_PARENTS
+    """Engine-side parents: per-track stages hang off their fan-out task."""
+    if task in FANOUTS:
+        return fanout_parents(FANOUTS.index(task))
     s = dag.stage(task)
     if s.per_track:
-        return tuple(p for p in s.parents if dag.stage(p).per_track) or (FANOUT,)
-    return tuple(dict.fromkeys(FANOUT if dag.stage(p).per_track else p for p in s.parents))
+        here = tuple(p for p in s.parents if dag.stage(p).per_track and p not in s.gathers)
+        return here or (FANOUT_OF[task],)
+    return tuple(dict.fromkeys(FANOUT_OF.get(p, p) for p in s.parents))
 
 
 def dispatch_latencies(rows: list[dict[str, Any]]) -> list[float]:
@@ -89,7 +90,7 @@ def dispatch_latencies(rows: list[dict[str, Any]]) -> list[float]:
             continue  # retried attempts include backoff, not dispatch
         ready = r["created_at"]
         for p in _parents(r["task"]):
-            key = (p, r["track"]) if r["track"] is not None and p != FANOUT else (p, None)
+            key = (p, r["track"]) if r["track"] is not None and p not in FANOUTS else (p, None)
             if key in done:
                 ready = max(ready, done[key])
         out.append(max(0.0, (r["started_at"] - ready).total_seconds()))

@@ -288,6 +288,11 @@ class TranscribeIn(Model):
     recording_id: str
     asr: AsrOptions
     padded: PadTrackOut
+    tracks: list[PadTrackOut] = Field(
+        default_factory=list,
+        description="every padded track of the recording: their level envelopes show where "
+        "this track carries only other talkers' leak (see stages/speech_gate)",
+    )
 
 
 class MergeIn(Model):

@@ -44,6 +44,9 @@ class Stage:
     # of a worker process (no process hop, no model load). Heavy audio/ASR stages are not light.
     light: bool = False
     tags: frozenset[str] = field(default_factory=frozenset)
+    # Per-track parents whose outputs for every track this per-track stage reads (not only its
+    # own track's): it waits until all of them are done.
+    gathers: tuple[str, ...] = ()
     # Its output's `tracks` decide how many nodes each per-track stage has (exactly one stage).
     fans_out: bool = False
     # A run succeeded once this stage's output exists: failures of later non-critical stages
@@ -142,9 +145,14 @@ STAGES: tuple[Stage, ...] = (
         m.TranscribeOut,
         ("pad_track",),
         lambda p, o, t: m.TranscribeIn(
-            recording_id=_rid(p), asr=p.asr, padded=_track(o, "pad_track", t)
+            recording_id=_rid(p),
+            asr=p.asr,
+            padded=_track(o, "pad_track", t),
+            # With crosstalk suppression off every word a microphone picked up is wanted.
+            tracks=list(o["pad_track"]) if p.crosstalk else [],
         ),
         per_track=True,
+        gathers=("pad_track",),
         timeout_base_s=300,
         timeout_per_audio_min_s=60,
         priority=2,
@@ -375,13 +383,17 @@ def ancestors(name: str) -> set[str]:
 
 
 def validate(stages: Sequence[Stage] = STAGES) -> None:
-    """Parents exist and come first (the tuple is a topological order)."""
-    seen: set[str] = set()
+    """Parents exist and come first (the tuple is a topological order); a stage gathers only
+    per-track parents, and only as a per-track stage itself."""
+    seen: dict[str, Stage] = {}
     for s in stages:
         missing = [p for p in s.parents if p not in seen]
         if missing:
             raise ValueError(f"stage {s.name}: parents {missing} are not declared before it")
-        seen.add(s.name)
+        odd = [g for g in s.gathers if g not in s.parents or not seen[g].per_track]
+        if odd or (s.gathers and not s.per_track):
+            raise ValueError(f"stage {s.name}: gathers {list(s.gathers)} must be per-track parents")
+        seen[s.name] = s
 
 
 validate()

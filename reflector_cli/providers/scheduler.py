@@ -156,9 +156,10 @@ class _State:
     def parents_finished(self, node: Node) -> bool:
         name, track = node
         n_tracks = dag.track_count(self.outputs)
-        for p in dag.stage(name).parents:
+        stage = dag.stage(name)
+        for p in stage.parents:
             ps = dag.stage(p)
-            if ps.per_track and track is None:
+            if ps.per_track and (track is None or p in stage.gathers):
                 if n_tracks is None:
                     return False
                 deps = [(p, i) for i in range(n_tracks)]

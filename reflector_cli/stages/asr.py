@@ -33,7 +33,8 @@ from reflector_cli.stages.asr_audio import (
 )
 from reflector_cli.stages.asr_guard import is_phantom
 from reflector_cli.stages.context import StageContext
-from reflector_cli.stages.levels import live_spans, stored
+from reflector_cli.stages.levels import Levels, live_spans, stored
+from reflector_cli.stages.speech_gate import leak_skips, without
 
 _load_lock = threading.Lock()
 
@@ -135,9 +136,17 @@ def _regions(
 
 
 def _live_spans(inp: TranscribeIn, ctx: StageContext) -> list[tuple[float, float]] | None:
-    """Where the VAD should look, from the level envelope pad_track stored (None: everywhere)."""
+    """Where the VAD should look, from the level envelopes pad_track stored (None: everywhere):
+    not in long quiet stretches, nor where the track carries only other talkers' leak."""
     env = stored(inp.padded, ctx)
-    return None if env is None else live_spans(env)
+    if env is None:
+        return None
+    spans = live_spans(env)
+    envs = [env if t.track == inp.padded.track else stored(t, ctx) for t in inp.tracks]
+    if len(envs) < 2 or any(e is None for e in envs):
+        return spans
+    row = [t.track for t in inp.tracks].index(inp.padded.track)
+    return without(spans, leak_skips(Levels.from_envelopes(envs), row))
 
 
 def _detect(model: Any, path: Path, found: list[Span]) -> tuple[str | None, float | None]:

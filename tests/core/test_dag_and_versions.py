@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.versioning import all_code_versions, code_version
 
@@ -33,6 +35,18 @@ def test_every_spec_stage_is_declared_once_in_topological_order() -> None:
     assert sorted(dag.STAGE_NAMES) == sorted(SPEC_STAGES)
     dag.validate()
     assert {s.name for s in dag.STAGES if s.per_track} == {"pad_track", "transcribe_track"}
+
+
+def test_only_a_per_track_stage_gathers_and_only_per_track_parents() -> None:
+    import dataclasses
+
+    ok = {s.name: s for s in dag.STAGES}
+    top = dataclasses.replace(ok["merge_transcripts"], gathers=("pad_track",))
+    odd = dataclasses.replace(ok["transcribe_track"], gathers=("get_recording",))
+    for bad in (top, odd):
+        stages = [bad if s.name == bad.name else s for s in dag.STAGES]
+        with pytest.raises(ValueError, match="gathers"):
+            dag.validate(stages)
 
 
 def test_every_stage_function_resolves_with_matching_models() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from reflector_cli.core import models as m
 from reflector_cli.pipeline import dag
-from reflector_cli.providers.scheduler import conclude, nodes, put_output
+from reflector_cli.providers.scheduler import _State, conclude, nodes, put_output
 
 
 def _recording(n_tracks: int) -> m.RecordingOut:
@@ -34,6 +34,17 @@ def test_per_track_nodes_appear_once_the_track_count_is_known() -> None:
     per_track = [s.name for s in dag.STAGES if s.per_track]
     assert len(after) == len(before) + 2 * len(per_track)
     assert ("transcribe_track", 1) in after and ("transcribe_track", 2) not in after
+
+
+def test_a_gathering_stage_waits_for_every_track_of_its_parent() -> None:
+    state = _State(outputs={dag.FANOUT_SOURCE: _recording(3)})
+    state.done = {(dag.FANOUT_SOURCE, None), ("pad_track", 0)}
+    # transcribe_track gathers pad_track: its own track's pad alone is not enough...
+    assert "pad_track" in dag.stage("transcribe_track").gathers
+    assert not state.parents_finished(("transcribe_track", 0))
+    state.done |= {("pad_track", 1), ("pad_track", 2)}
+    assert state.parents_finished(("transcribe_track", 0))
+    assert state.parents_finished(("transcribe_track", 2))
 
 
 def test_a_critical_failure_is_the_error_even_after_success_else_success_rules() -> None:

@@ -3,15 +3,20 @@ submitter that follows the run (`follow`, state in `mirror`), engine replay (`re
 nobody follows live (`runs`: --no-wait submit and sync) and the doctor checks (`doctor`).
 
 `reflector-pipeline` holds the non-per-track stages; a `tracks` task spawns one
-`reflector-track` child run per track (the per-track stages). This package is the only place
+`reflector-track` child run per track (the per-track stages), and a `tracks-2` task one
+`reflector-track-2` child per track for the per-track stages that gather every track's output
+of the first (transcription reads every track's level envelope). This package is the only place
 that imports hatchet_sdk; task bodies only rebuild stage inputs and call execute.run_stage.
 """
 
 from reflector_cli.providers.hatchet.common import (
     FANOUT,
+    FANOUT_OF,
     FANOUT_PARENTS,
+    FANOUTS,
     SUBMITTED,
     client,
+    fanout_parents,
     task_timings,
 )
 from reflector_cli.providers.hatchet.doctor import decode_token, hatchet_checks
@@ -22,12 +27,15 @@ from reflector_cli.providers.hatchet.workflows import build_workflows, engine_sl
 
 __all__ = [
     "FANOUT",
+    "FANOUT_OF",
     "FANOUT_PARENTS",
+    "FANOUTS",
     "SUBMITTED",
     "HatchetProvider",
     "build_workflows",
     "client",
     "decode_token",
+    "fanout_parents",
     "engine_slots",
     "hatchet_checks",
     "replay_engine_run",

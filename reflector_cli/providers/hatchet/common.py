@@ -46,13 +46,14 @@ def node_key(name: str, track: int | None) -> str:
 
 
 class TrackInput(m.Model):
-    """Child workflow input: one track, with the outputs of its non-per-track ancestors."""
+    """Child workflow input: one track, with the outputs of its non-per-track ancestors and,
+    as lists by track, those of earlier fan-outs' per-track stages."""
 
     pipeline: m.PipelineInput
     run_id: str
     audio_s: float | None = None
     track: int
-    upstream: dict[str, dict[str, Any]]
+    upstream: dict[str, dict[str, Any] | list[dict[str, Any]]]
     reused: dict[str, dict[str, Any]] = {}
 
 
@@ -92,12 +93,38 @@ def client() -> Hatchet:
 PER_TRACK = tuple(s for s in dag.STAGES if s.per_track)
 TOP = tuple(s for s in dag.STAGES if not s.per_track)
 PER_TRACK_NAMES = frozenset(s.name for s in PER_TRACK)
-# Non-per-track outputs the per-track stages read; the fan-out task waits for them.
-FANOUT_PARENTS = tuple(
-    dict.fromkeys(
-        [dag.FANOUT_SOURCE, *(p for s in PER_TRACK for p in s.parents if p not in PER_TRACK_NAMES)]
+
+
+def _layers() -> tuple[tuple[dag.Stage, ...], ...]:
+    """Per-track stages grouped into fan-outs: a child run holds one track's stages, so a stage
+    that gathers every track's output of another runs in a later fan-out than that one."""
+    layer: dict[str, int] = {}
+    for s in PER_TRACK:
+        layer[s.name] = max(
+            [layer[p] + (p in s.gathers) for p in s.parents if p in PER_TRACK_NAMES] or [0]
+        )
+    return tuple(
+        tuple(s for s in PER_TRACK if layer[s.name] == k) for k in range(max(layer.values()) + 1)
     )
-)
+
+
+LAYERS = _layers()
+# Fan-out k runs one child of TRACK_WFS[k] per track; the first keeps the original names.
+FANOUTS = tuple(FANOUT if k == 0 else f"{FANOUT}-{k + 1}" for k in range(len(LAYERS)))
+TRACK_WFS = tuple(TRACK_WF if k == 0 else f"{TRACK_WF}-{k + 1}" for k in range(len(LAYERS)))
+# The fan-out task that returns each per-track stage's outputs.
+FANOUT_OF = {s.name: FANOUTS[k] for k, layer in enumerate(LAYERS) for s in layer}
+
+
+def fanout_parents(k: int) -> tuple[str, ...]:
+    """What fan-out k waits for: the fan-out source, the non-per-track outputs its stages read,
+    and the fan-out before it (whose per-track outputs its stages may gather)."""
+    top = [p for s in LAYERS[k] for p in s.parents if p not in PER_TRACK_NAMES]
+    before = [FANOUTS[k - 1]] if k > 0 else []
+    return tuple(dict.fromkeys([dag.FANOUT_SOURCE, *top, *before]))
+
+
+FANOUT_PARENTS = fanout_parents(0)
 
 
 ORDER = {s.name: i for i, s in enumerate(dag.STAGES)}

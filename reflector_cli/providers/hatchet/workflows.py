@@ -1,5 +1,6 @@
-"""The DAG from dag.py as two Hatchet workflows (`reflector-pipeline` and one
-`reflector-track` child run per track), and the worker that runs them."""
+"""The DAG from dag.py as Hatchet workflows (`reflector-pipeline`, and per fan-out one child
+run per track: `reflector-track`, then `reflector-track-2` for the stages that gather every
+track's output of the first), and the worker that runs them."""
 
 from __future__ import annotations
 
@@ -20,21 +21,22 @@ from reflector_cli.core.errors import UserError
 from reflector_cli.pipeline import dag
 from reflector_cli.pipeline.execute import asr_options, run_stage, warm_up
 from reflector_cli.providers.hatchet.common import (
-    FANOUT,
-    FANOUT_PARENTS,
-    PER_TRACK,
+    FANOUT_OF,
+    FANOUTS,
+    LAYERS,
     PER_TRACK_NAMES,
     PIPELINE_WF,
     RUN_KEY,
     SCHEDULE_TIMEOUT,
     TOP,
-    TRACK_WF,
+    TRACK_WFS,
     FanoutOut,
     RunInput,
     StageFailed,
     TrackInput,
     client,
     failed_marker,
+    fanout_parents,
     log,
     node_key,
 )
@@ -58,10 +60,12 @@ def _timeout(stage: dag.Stage, audio_s: float | None, settings: Settings) -> tim
     return timedelta(seconds=max(1, math.ceil(seconds)))
 
 
-def _fanout_timeout(audio_s: float | None, n_tracks: int, settings: Settings) -> timedelta:
+def _fanout_timeout(
+    layer: tuple[dag.Stage, ...], audio_s: float | None, n_tracks: int, settings: Settings
+) -> timedelta:
     """Worst case: every track's stages run one after another, each using every retry."""
     per_track = 0.0
-    for s in PER_TRACK:
+    for s in layer:
         policy = s.retry_policy(settings)
         waits = sum(policy.delay_s(n) for n in range(1, policy.max_attempts))
         per_track += s.timeout_s(audio_s, settings.timeout_overrides) * policy.max_attempts + waits
@@ -208,36 +212,42 @@ def _backoff(stage: dag.Stage, settings: Settings, ctx: Context) -> None:
         time.sleep(wait)
 
 
-def build_workflows(hatchet: Hatchet, settings: Settings) -> tuple[Any, Any]:
-    """Generate (`reflector-pipeline`, `reflector-track`) from the DAG declaration."""
-    track_wf = hatchet.workflow(name=TRACK_WF, input_validator=TrackInput)
-    track_tasks: dict[str, Any] = {}
-    for s in PER_TRACK:
-        track_tasks[s.name] = _track_task(track_wf, track_tasks, s, settings)
-
-    wf = hatchet.workflow(name=PIPELINE_WF, input_validator=RunInput)
+def build_workflows(hatchet: Hatchet, settings: Settings) -> list[Any]:
+    """Generate `reflector-pipeline` and one child workflow per fan-out from the DAG."""
     tasks: dict[str, Any] = {}
+    children = []
+    for k, layer in enumerate(LAYERS):
+        child = hatchet.workflow(name=TRACK_WFS[k], input_validator=TrackInput)
+        for s in layer:
+            tasks[s.name] = _track_task(child, tasks, s, settings)
+        children.append(child)
+    wf = hatchet.workflow(name=PIPELINE_WF, input_validator=RunInput)
     for s in TOP:
-        if s.name not in tasks and FANOUT not in tasks and _needs_fanout(s):
-            tasks[FANOUT] = _fanout_task(wf, tasks, track_wf, settings)
+        for p in s.parents:
+            if p in FANOUT_OF:
+                _add_fanouts(wf, tasks, children, settings, FANOUTS.index(FANOUT_OF[p]) + 1)
         tasks[s.name] = _top_task(wf, tasks, s, settings)
-    return wf, track_wf
+    return [wf, *children]
 
 
-def _needs_fanout(s: dag.Stage) -> bool:
-    return any(p in PER_TRACK_NAMES for p in s.parents)
+def _add_fanouts(
+    wf: Any, tasks: dict[str, Any], children: list[Any], settings: Settings, upto: int
+) -> None:
+    """Declare fan-outs 0..upto-1 that are not declared yet (each waits for the one before)."""
+    for k in range(upto):
+        if FANOUTS[k] not in tasks:
+            tasks[FANOUTS[k]] = _fanout_task(wf, tasks, children[k], k, settings)
 
 
 def _top_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) -> Any:
-    parents = list(dict.fromkeys(FANOUT if p in PER_TRACK_NAMES else p for p in s.parents))
+    parents = list(dict.fromkeys(FANOUT_OF.get(p, p) for p in s.parents))
     registered = _timeout(s, None, settings)
-    fanout = tasks.get(FANOUT)
 
     def body(input: RunInput, ctx: Context) -> BaseModel:
         outputs: dict[str, Any] = {}
         for p in s.parents:
             if p in PER_TRACK_NAMES:
-                per = ctx.task_output(fanout).outputs[p]
+                per = ctx.task_output(tasks[FANOUT_OF[p]]).outputs[p]
                 outputs[p] = [dag.stage(p).output_model.model_validate(o) for o in per]
             else:
                 out = ctx.task_output(tasks[p])
@@ -256,45 +266,56 @@ def _top_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) 
 
 def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) -> Any:
     registered = _timeout(s, None, settings)
+    here = [p for p in s.parents if p in PER_TRACK_NAMES and p not in s.gathers]
 
     def body(input: TrackInput, ctx: Context) -> BaseModel:
         outputs: dict[str, Any] = {}
         for p in s.parents:
-            if p in PER_TRACK_NAMES:
+            model = dag.stage(p).output_model
+            if p in here:
                 # Only this track's slot is filled; build() indexes by track.
                 slots: list[Any] = [None] * (input.track + 1)
                 slots[input.track] = ctx.task_output(tasks[p])
                 outputs[p] = slots
+            elif p in PER_TRACK_NAMES:  # gathered from an earlier fan-out: every track's
+                outputs[p] = [model.model_validate(o) for o in input.upstream[p]]
             else:
-                outputs[p] = dag.stage(p).output_model.model_validate(input.upstream[p])
+                outputs[p] = model.model_validate(input.upstream[p])
         inp = s.build(input.pipeline, outputs, input.track)
         return _call(s, inp, settings, ctx, input.track, input)
 
     fn = _typed(body, s.name, TrackInput, _returns(s))
     return wf.task(
         name=s.name,
-        parents=[tasks[p] for p in s.parents if p in PER_TRACK_NAMES],
+        parents=[tasks[p] for p in here],
         execution_timeout=registered,
         **_retry_opts(s, settings),
     )(fn)
 
 
-def _reused_track(reused: dict[str, dict[str, Any]], track: int) -> dict[str, Any] | None:
-    """Every per-track stage's output for `track` when all were reused, else None."""
-    outs = {s.name: reused.get(node_key(s.name, track)) for s in PER_TRACK}
+def _reused_track(
+    layer: tuple[dag.Stage, ...], reused: dict[str, dict[str, Any]], track: int
+) -> dict[str, Any] | None:
+    """Every output of the layer's stages for `track` when all were reused, else None."""
+    outs = {s.name: reused.get(node_key(s.name, track)) for s in layer}
     return None if any(o is None for o in outs.values()) else outs
 
 
-def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, settings: Settings) -> Any:
+def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, k: int, settings: Settings) -> Any:
     registered = timedelta(minutes=10)
+    layer, parents = LAYERS[k], fanout_parents(k)
 
     async def body(input: RunInput, ctx: DurableContext) -> FanoutOut:
-        upstream = {p: ctx.task_output(tasks[p]) for p in FANOUT_PARENTS}
+        upstream = {p: ctx.task_output(tasks[p]) for p in parents if p not in FANOUTS}
         n = dag.track_count(upstream) or 0
-        _extend(ctx, registered, _fanout_timeout(input.audio_s, n, settings))
-        up_json = {k: v.model_dump(mode="json") for k, v in upstream.items()}
+        _extend(ctx, registered, _fanout_timeout(layer, input.audio_s, n, settings))
+        up_json: dict[str, Any] = {p: v.model_dump(mode="json") for p, v in upstream.items()}
+        # Earlier fan-outs' per-track outputs, by track, for the stages that gather them; this
+        # fan-out returns them too, so whoever reads the last fan-out sees every per-track stage.
+        before = ctx.task_output(tasks[FANOUTS[k - 1]]).outputs if k > 0 else {}
+        up_json.update(before)
         # A track whose every stage was reused needs no child run at all.
-        results: list[Any] = [_reused_track(input.reused, i) for i in range(n)]
+        results: list[Any] = [_reused_track(layer, input.reused, i) for i in range(n)]
         todo = [i for i in range(n) if results[i] is None]
         items = [
             track_wf.create_bulk_run_item(
@@ -311,23 +332,24 @@ def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, settings: Settin
             )
             for i in todo
         ]
-        log.info("fan out %d of %d track runs for %s", len(todo), n, input.run_id)
+        log.info("fan out %d of %d %s runs for %s", len(todo), n, TRACK_WFS[k], input.run_id)
         ran = await track_wf.aio_run_many(items, return_exceptions=True) if items else []
         errors = [r for r in ran if isinstance(r, BaseException)]
         if errors:
             raise RuntimeError(f"{len(errors)} of {n} track runs failed: {errors[0]}")
         for i, r in zip(todo, ran, strict=True):
-            results[i] = r
-        outputs = {s.name: [dict(r[s.name]) for r in results] for s in PER_TRACK}
+            # The engine returns a one-task child's output itself, not keyed by task name.
+            results[i] = {layer[0].name: r} if len(layer) == 1 else r
+        outputs = {**before, **{s.name: [dict(r[s.name]) for r in results] for s in layer}}
         return FanoutOut(outputs=outputs)
 
-    fn = _typed(body, FANOUT, RunInput, FanoutOut, DurableContext)
+    fn = _typed(body, FANOUTS[k], RunInput, FanoutOut, DurableContext)
     # A durable task waits in the durable slot pool, so a 1-slot worker still runs the
     # children (a plain task would hold the only slot while waiting: deadlock).
     # No retries: the children carry their own, and a failed child stays failed.
     return wf.durable_task(
-        name=FANOUT,
-        parents=[tasks[p] for p in FANOUT_PARENTS],
+        name=FANOUTS[k],
+        parents=[tasks[p] for p in parents],
         execution_timeout=registered,
         retries=0,
         schedule_timeout=SCHEDULE_TIMEOUT,
@@ -357,7 +379,7 @@ def run_worker(settings: Settings, slots: int = 1, name: str = "reflector-worker
     if cfg.healthcheck.enabled:
         log.info("health check on http://127.0.0.1:%d/health", cfg.healthcheck.port)
     _GATE.configure(slots)
-    wf, track_wf = build_workflows(hatchet, settings)
+    workflows = build_workflows(hatchet, settings)
     from reflector_cli.providers.hatchet.presence import start_worker
 
-    start_worker(hatchet, name, engine_slots(slots), [wf, track_wf], settings)
+    start_worker(hatchet, name, engine_slots(slots), workflows, settings)
