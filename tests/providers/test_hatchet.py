@@ -462,3 +462,15 @@ def test_stage_timeout_overrides_reach_the_registered_tasks(
     assert tuned["generate_title"] == "90s" != plain["generate_title"]
     untouched = set(plain) - {"transcribe_track", "generate_title"}
     assert untouched and all(tuned[k] == plain[k] for k in untouched)
+
+
+def test_per_track_stages_that_gather_run_in_a_later_fan_out() -> None:
+    from reflector_cli.providers.hatchet import common
+
+    layers = [[s.name for s in layer] for layer in common.LAYERS]
+    assert layers == [["pad_track"], ["transcribe_track"]]
+    assert common.fanout_parents(1) == ("get_recording", common.FANOUTS[0])
+    # A one-task child's output comes back bare through a durable parent, keyed otherwise.
+    out = {"track": 0, "key": "k"}
+    assert workflows._by_task(common.LAYERS[0], out) == {"pad_track": out}
+    assert workflows._by_task(common.LAYERS[0], {"pad_track": out}) == {"pad_track": out}

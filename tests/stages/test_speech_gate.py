@@ -91,6 +91,20 @@ def test_a_quiet_speaker_is_kept_while_the_loud_leak_on_their_mic_goes(tmp_path:
     assert not _overlaps(skips, b0, b1), skips
 
 
+def test_a_short_reply_over_someone_elses_turn_splits_the_skip(tmp_path: Path) -> None:
+    """B's "yes" 10 dB under A's voice, in the middle of A's turn, stays for the VAD. (At the
+    leak's own level it could not be told from the leak: merge would drop it as well.)"""
+    m = Meeting(16.0)
+    a, b = m.talker(), m.talker()
+    m.say(a, 0.5, LONG_A)
+    m.say(b, 4.0, "yes", voice="en-us+f3", gain_db=-10.0)
+    m.say(b, 10.5, B_TEXT, voice="en-us+f3")
+    skips = leak_skips(_levels(m, tmp_path), 1)
+    said = 4.0, 4.0 + speech("yes").size / RATE
+    assert not _overlaps(skips, *said), skips
+    assert _covered(skips, 0.5, 10.0) > 5.0, skips  # the rest of A's turn still goes
+
+
 def test_nothing_is_skipped_without_leak_or_other_tracks(tmp_path: Path) -> None:
     m = _turns()
     clean = _levels(m, tmp_path, leak_db=-200.0)  # only the mics' own noise

@@ -266,7 +266,8 @@ def _top_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) 
 
 def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) -> Any:
     registered = _timeout(s, None, settings)
-    here = [p for p in s.parents if p in PER_TRACK_NAMES and p not in s.gathers]
+    # Parents in this child workflow; per-track parents of an earlier fan-out come as lists.
+    here = [p for p in s.parents if FANOUT_OF.get(p) == FANOUT_OF[s.name]]
 
     def body(input: TrackInput, ctx: Context) -> BaseModel:
         outputs: dict[str, Any] = {}
@@ -277,7 +278,7 @@ def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings
                 slots: list[Any] = [None] * (input.track + 1)
                 slots[input.track] = ctx.task_output(tasks[p])
                 outputs[p] = slots
-            elif p in PER_TRACK_NAMES:  # gathered from an earlier fan-out: every track's
+            elif p in PER_TRACK_NAMES:  # from an earlier fan-out: every track's
                 outputs[p] = [model.model_validate(o) for o in input.upstream[p]]
             else:
                 outputs[p] = model.model_validate(input.upstream[p])
@@ -299,6 +300,13 @@ def _reused_track(
     """Every output of the layer's stages for `track` when all were reused, else None."""
     outs = {s.name: reused.get(node_key(s.name, track)) for s in layer}
     return None if any(o is None for o in outs.values()) else outs
+
+
+def _by_task(layer: tuple[dag.Stage, ...], result: dict[str, Any]) -> dict[str, Any]:
+    """A child run's outputs keyed by task name: through a durable parent (engine v0.80+) the
+    SDK hands a one-task child's output back bare, through the run listener keyed."""
+    names = {s.name for s in layer}
+    return result if set(result) == names else {layer[0].name: result}
 
 
 def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, k: int, settings: Settings) -> Any:
@@ -338,8 +346,7 @@ def _fanout_task(wf: Any, tasks: dict[str, Any], track_wf: Any, k: int, settings
         if errors:
             raise RuntimeError(f"{len(errors)} of {n} track runs failed: {errors[0]}")
         for i, r in zip(todo, ran, strict=True):
-            # The engine returns a one-task child's output itself, not keyed by task name.
-            results[i] = {layer[0].name: r} if len(layer) == 1 else r
+            results[i] = _by_task(layer, r)
         outputs = {**before, **{s.name: [dict(r[s.name]) for r in results] for s in layer}}
         return FanoutOut(outputs=outputs)
 
