@@ -28,7 +28,13 @@ sys.path.insert(0, str(ROOT))
 
 from reflector_cli.core.config import load_settings  # noqa: E402
 from reflector_cli.pipeline import dag  # noqa: E402
-from reflector_cli.providers.hatchet import FANOUT_OF, FANOUTS, fanout_parents, task_timings  # noqa: E402
+from reflector_cli.providers.hatchet import (  # noqa: E402
+    FANOUT_OF,
+    FANOUTS,
+    child_parents,
+    fanout_parents,
+    task_timings,
+)
 from reflector_cli.runs.process import process_recording  # noqa: E402
 
 WORKER = (
@@ -73,8 +79,7 @@ def _parents(task: str) -> tuple[str, ...]:
         return fanout_parents(FANOUTS.index(task))
     s = dag.stage(task)
     if s.per_track:
-        here = tuple(p for p in s.parents if dag.stage(p).per_track and p not in s.gathers)
-        return here or (FANOUT_OF[task],)
+        return child_parents(s) or (FANOUT_OF[task],)
     return tuple(dict.fromkeys(FANOUT_OF.get(p, p) for p in s.parents))
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from reflector_cli.core.models import CrosstalkWord, Word
 from reflector_cli.core.textmetrics import normalize_words
-from reflector_cli.stages.levels import Levels, db, leak_gains
+from reflector_cli.stages.levels import Levels, excess_db, leak_gains
 
 MARGIN_DB = 6.0
 # Word times from separate recognisers of the same speech agree within a few hundred ms.
@@ -57,16 +57,12 @@ class _Model:
 
     def __init__(self, levels: Levels) -> None:
         self.levels = levels
-        gains = leak_gains(levels)
-        self.known = ~np.isnan(gains)
-        self.gains = np.where(self.known, gains, 0.0)
-        self.floor_power = 10.0 ** (levels.floors_db() / 10.0)
+        self.gains = leak_gains(levels)
+        self.floors = levels.floors_db()
 
     def excess(self, start: float, end: float) -> np.ndarray:
         s = self.levels.span_db(start - SPAN_PAD_S, end + SPAN_PAD_S)
-        leak = np.where(self.known, 10.0 ** ((s[None, :] + self.gains) / 10.0), 0.0)
-        np.fill_diagonal(leak, 0.0)
-        return s - db(leak.sum(axis=1) + self.floor_power)
+        return excess_db(s, self.gains, self.floors)
 
 
 def _token(text: str) -> str:

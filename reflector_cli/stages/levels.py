@@ -6,7 +6,7 @@ stretches the VAD can skip.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +122,8 @@ class Levels:
 
     power: np.ndarray  # (tracks, frames) mean power per frame
     frame_s: float = FRAME_S
+    # smoothed_db and floors_db, computed once: the leak gains and the excess both need them.
+    _memo: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_envelopes(cls, envs: Sequence[np.ndarray], frame_s: float = FRAME_S) -> Levels:
@@ -147,12 +149,19 @@ class Levels:
 
     def floors_db(self) -> np.ndarray:
         """Each track's noise floor (see noise_floor_db)."""
-        return np.array([noise_floor_db(p) for p in self.power])
+        if "floors" not in self._memo:
+            self._memo["floors"] = np.array([noise_floor_db(p) for p in self.power])
+        return self._memo["floors"]
 
     def smoothed_db(self) -> np.ndarray:
-        win = max(1, round(SMOOTH_S / self.frame_s))
-        kernel = np.ones(win) / win
-        return np.stack([db(np.convolve(p, kernel, mode="same")) for p in self.power])
+        """(tracks, frames): each track's level over a SMOOTH_S window around every frame."""
+        if "smoothed" not in self._memo:
+            win = max(1, round(SMOOTH_S / self.frame_s))
+            kernel = np.ones(win) / win
+            self._memo["smoothed"] = np.stack(
+                [db(np.convolve(p, kernel, mode="same")) for p in self.power]
+            )
+        return self._memo["smoothed"]
 
 
 def leak_gains(levels: Levels) -> np.ndarray:
@@ -180,6 +189,19 @@ def leak_gains(levels: Levels) -> np.ndarray:
     return gains
 
 
+def excess_db(level: np.ndarray, gains: np.ndarray, floors: np.ndarray) -> np.ndarray:
+    """Each track's level (dB; shape (tracks,) for one span, (tracks, frames) per frame) above
+    what the others' leak predicts there: their levels plus the leak gains (`leak_gains`),
+    summed in power with the track's own noise floor. A pair without a known gain predicts no
+    leak. Well above 0 dB: energy of the track's own; near or below 0: only others' echo."""
+    lvl = level.reshape(len(level), -1)
+    known = np.isfinite(gains)
+    np.fill_diagonal(known, False)
+    gain_power = np.where(known, 10.0 ** (np.where(known, gains, 0.0) / 10.0), 0.0)
+    predicted = gain_power @ (10.0 ** (lvl / 10.0)) + 10.0 ** (floors[:, None] / 10.0)
+    return (lvl - db(predicted)).reshape(level.shape)
+
+
 def _source_frames(s: np.ndarray, j: int, floor: float) -> np.ndarray | None:
     """Frames where track j is clearly the one talking, or None when there are too few."""
     loudest_other = np.delete(s, j, axis=0).max(axis=0)
@@ -203,6 +225,17 @@ QUIET_LEAD_S = 1.0
 QUIET_MIN_S = QUIET_TAIL_S + QUIET_LEAD_S + 1.0
 
 
+def quiet_below_db(floor_db: float) -> float:
+    """The level under which a track with this noise floor is quiet: nobody speaks into it."""
+    return min(floor_db + QUIET_ABOVE_FLOOR_DB, QUIET_MAX_DBFS)
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of every run of True in a boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.view(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
 def live_spans(env: np.ndarray, frame_s: float = FRAME_S) -> list[tuple[float, float]]:
     """Stretches of a track worth a VAD pass (seconds): everything but long quiet stretches.
 
@@ -213,14 +246,12 @@ def live_spans(env: np.ndarray, frame_s: float = FRAME_S) -> list[tuple[float, f
     if n == 0:
         return []
     level = db(env)
-    quiet = level < min(noise_floor_db(env) + QUIET_ABOVE_FLOOR_DB, QUIET_MAX_DBFS)
-    quiet |= env <= FLOOR_POWER
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.view(np.int8), [0]])))
+    quiet = (level < quiet_below_db(noise_floor_db(env))) | (env <= FLOOR_POWER)
     min_frames = round(QUIET_MIN_S / frame_s)
     tail, lead = round(QUIET_TAIL_S / frame_s), round(QUIET_LEAD_S / frame_s)
     spans: list[tuple[float, float]] = []
     pos = 0
-    for a, b in zip(edges[::2], edges[1::2], strict=True):
+    for a, b in runs(quiet):
         if b - a < min_frames:
             continue
         cut_a, cut_b = (a + tail if a > 0 else 0), (b - lead if b < n else n)

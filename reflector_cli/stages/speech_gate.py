@@ -3,12 +3,13 @@ level envelope before transcription, so transcribe_track neither runs the VAD no
 
 On a meeting with crosstalk the VAD finds the other talkers' voices on every microphone, so
 each track was transcribed for the whole meeting and crosstalk suppression (at merge) dropped
-the leaked words afterwards. The evidence is the one suppression uses (see crosstalk): a frame
-is a leak frame when this track's level is what the others' leak predicts (excess below
-MARGIN_DB) while another track is the source (its excess at least MARGIN_DB higher). A stretch
-is skipped only when it holds no own-voice evidence at all (the track's excess high for a
-syllable's length), and it keeps GUARD_S at both ends for the VAD's padding and word edges.
-Without leak gains (clean tracks, one track, open laptops side by side) nothing is skipped.
+the leaked words afterwards. The evidence is the one suppression uses (levels.excess_db, here
+per 10 ms frame of the smoothed levels, there per word): a frame is a leak frame when this
+track's level is what the others' leak predicts (excess below MARGIN_DB) while another track is
+the source (its excess at least MARGIN_DB higher). A stretch is skipped only when it holds no
+own-voice evidence at all (the track's excess high for a syllable's length), and it keeps
+GUARD_S at both ends for the VAD's padding and word edges. Without a known leak gain into the
+track (clean tracks, one track, open laptops side by side) nothing is skipped.
 """
 
 from __future__ import annotations
@@ -18,12 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from reflector_cli.stages.crosstalk import MARGIN_DB
-from reflector_cli.stages.levels import (
-    QUIET_ABOVE_FLOOR_DB,
-    QUIET_MAX_DBFS,
-    Levels,
-    leak_gains,
-)
+from reflector_cli.stages.levels import Levels, excess_db, leak_gains, quiet_below_db, runs
 
 # Own-voice evidence: well above the track's noise floor, and for a syllable's length (a reverb
 # tail or a pause between the source's words is shorter).
@@ -37,36 +33,26 @@ MIN_SKIP_S = 1.0
 Span = tuple[float, float]
 
 
-def excess_db(s: np.ndarray, gains: np.ndarray) -> np.ndarray:
-    """(tracks, frames): each track's smoothed level `s` above the loudest leak the others
-    predict there; NaN where no other track has a known leak gain into it (no evidence)."""
-    out = np.full_like(s, np.nan)
-    n = len(s)
-    for i in range(n):
-        known = [j for j in range(n) if j != i and np.isfinite(gains[i, j])]
-        if known:
-            out[i] = s[i] - np.max(s[known] + gains[i, known, None], axis=0)
-    return out
-
-
 def leak_skips(levels: Levels, track: int) -> list[Span]:
     """Stretches (seconds, meeting time) of `track` that only other talkers' leak fills."""
     if levels.tracks < 2 or levels.power.shape[1] == 0:
         return []
-    smoothed = levels.smoothed_db()
-    ex = excess_db(smoothed, leak_gains(levels))
-    s = smoothed[track]
-    floor = float(levels.floors_db()[track])
-    others = np.fmax.reduce(np.delete(ex, track, axis=0), axis=0)  # NaN only if all are
+    gains = leak_gains(levels)
+    if not np.isfinite(np.delete(gains[track], track)).any():
+        return []  # no leak into this track is known: nothing to tell its own voice from
+    smoothed, floors = levels.smoothed_db(), levels.floors_db()
+    ex = excess_db(smoothed, gains, floors)
+    s, floor = smoothed[track], float(floors[track])
+    others = np.delete(ex, track, axis=0).max(axis=0)
     mine = ex[track]
-    audible = s >= min(floor + QUIET_ABOVE_FLOOR_DB, QUIET_MAX_DBFS)
+    audible = s >= quiet_below_db(floor)
     leak = audible & (mine < MARGIN_DB) & (others >= mine + MARGIN_DB)
     own = ~leak & (mine >= MARGIN_DB) & (s >= floor + OWN_ABOVE_FLOOR_DB)
     own = _runs_at_least(own, round(OWN_MIN_S / levels.frame_s))
     guard = round(GUARD_S / levels.frame_s)
     skips: list[Span] = []
     n = len(own)
-    for a, b in _runs(~own):
+    for a, b in runs(~own):
         if not leak[a:b].any():
             continue
         # The whole stretch, quiet parts too: leak's reverb and pauses there hold no own words.
@@ -92,15 +78,9 @@ def without(spans: Sequence[Span], skips: Sequence[Span]) -> list[Span]:
     return out
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of every run of True."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.view(np.int8), [0]])))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
-
 def _runs_at_least(mask: np.ndarray, frames: int) -> np.ndarray:
     out = np.zeros_like(mask)
-    for a, b in _runs(mask):
+    for a, b in runs(mask):
         if b - a >= frames:
             out[a:b] = True
     return out

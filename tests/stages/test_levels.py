@@ -14,6 +14,7 @@ from reflector_cli.stages.levels import (
     QUIET_TAIL_S,
     Levels,
     envelope,
+    excess_db,
     leak_gains,
     live_spans,
     pcm16,
@@ -99,3 +100,21 @@ def test_pcm16_is_what_libsndfile_stores_and_clips_instead_of_wrapping(tmp_path:
         sf.write(path, data, 48000, format="FLAC", subtype="PCM_16")
         files[name] = path.read_bytes()
     assert files["floats"] == files["pcm16"]
+
+
+def test_excess_is_the_level_the_leak_model_cannot_explain() -> None:
+    # Track 0 talks at -20 dB; its leak reaches track 1 at -20 dB (gain -20); track 2's gain
+    # into track 1 is unknown, so it predicts nothing; every floor is -80 dB.
+    gains = np.array([[np.nan, -20.0, -20.0], [-20.0, np.nan, np.nan], [-20.0, -20.0, np.nan]])
+    floors = np.full(3, -80.0)
+    span = np.array([-20.0, -40.0, -30.0])  # track 2 says something of its own at -30 dB
+    ex = excess_db(span, gains, floors)
+    assert abs(ex[1]) < 0.1  # exactly the leak track 0 predicts: no energy of its own
+    assert 9.0 < ex[2] < 10.0  # 10 dB over the -40 dB of leak from track 0 (and 1)
+    assert ex[0] > 9.0  # far above what tracks 1 and 2 could leak into it
+    # Per frame: the same numbers for every frame of a (tracks, frames) array.
+    frames = np.repeat(span[:, None], 4, axis=1)
+    np.testing.assert_allclose(excess_db(frames, gains, floors), np.repeat(ex[:, None], 4, 1))
+    # Two leaks add in power: with both sources at -20 dB into track 2, 3 dB more is predicted.
+    both = excess_db(np.array([-20.0, -20.0, -37.0]), gains, floors)
+    assert abs(both[2]) < 0.1

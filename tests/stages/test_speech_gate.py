@@ -15,7 +15,7 @@ from reflector_cli.core.textmetrics import word_error_rate
 from reflector_cli.pipeline.execute import asr_options
 from reflector_cli.stages.asr import read_words, transcribe_track
 from reflector_cli.stages.context import StageContext
-from reflector_cli.stages.levels import Levels, envelope, to_bytes
+from reflector_cli.stages.levels import Levels, envelope, leak_gains, to_bytes
 from reflector_cli.stages.speech_gate import GUARD_S, leak_skips, without
 from tests.stages.crosstalk_audio import A_TEXT, B_TEXT, RATE, Meeting, speech
 
@@ -111,6 +111,20 @@ def test_nothing_is_skipped_without_leak_or_other_tracks(tmp_path: Path) -> None
     assert leak_skips(clean, 0) == [] and leak_skips(clean, 1) == []
     alone = Levels.from_envelopes([_levels(m, tmp_path).power[1]])
     assert leak_skips(alone, 0) == []
+
+
+def test_a_mic_that_only_ever_hears_someone_else_is_skipped(tmp_path: Path) -> None:
+    # B never talks, so B is never the source: the leak gain into A's mic is unknown, and A's
+    # level counts as A's own (as merge judges it). B's mic is A's leak throughout.
+    m = Meeting(12.0)
+    a, _ = m.talker(), m.talker()
+    m.say(a, 0.5, LONG_A)
+    levels = _levels(m, tmp_path)
+    gains = leak_gains(levels)
+    assert np.isnan(gains[0, 1]) and np.isfinite(gains[1, 0])
+    a0, a1 = _said(m, 0)
+    assert _covered(leak_skips(levels, 1), a0, a1) > 0.8 * (a1 - a0), leak_skips(levels, 1)
+    assert leak_skips(levels, 0) == []  # no leak into A's mic is known: never skipped
 
 
 def test_without_cuts_skips_out_of_spans() -> None:

@@ -10,11 +10,10 @@ that imports hatchet_sdk; task bodies only rebuild stage inputs and call execute
 """
 
 from reflector_cli.providers.hatchet.common import (
-    FANOUT,
     FANOUT_OF,
-    FANOUT_PARENTS,
     FANOUTS,
     SUBMITTED,
+    child_parents,
     client,
     fanout_parents,
     task_timings,
@@ -26,13 +25,12 @@ from reflector_cli.providers.hatchet.runs import submit_run, sync_run
 from reflector_cli.providers.hatchet.workflows import build_workflows, engine_slots, run_worker
 
 __all__ = [
-    "FANOUT",
     "FANOUT_OF",
-    "FANOUT_PARENTS",
     "FANOUTS",
     "SUBMITTED",
     "HatchetProvider",
     "build_workflows",
+    "child_parents",
     "client",
     "decode_token",
     "fanout_parents",

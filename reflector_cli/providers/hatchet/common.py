@@ -124,7 +124,10 @@ def fanout_parents(k: int) -> tuple[str, ...]:
     return tuple(dict.fromkeys([dag.FANOUT_SOURCE, *top, *before]))
 
 
-FANOUT_PARENTS = fanout_parents(0)
+def child_parents(s: dag.Stage) -> tuple[str, ...]:
+    """A per-track stage's parents inside its own child workflow (engine parents there); its
+    per-track parents from an earlier fan-out arrive as every track's outputs instead."""
+    return tuple(p for p in s.parents if FANOUT_OF.get(p) == FANOUT_OF[s.name])
 
 
 ORDER = {s.name: i for i, s in enumerate(dag.STAGES)}

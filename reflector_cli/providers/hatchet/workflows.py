@@ -34,6 +34,7 @@ from reflector_cli.providers.hatchet.common import (
     RunInput,
     StageFailed,
     TrackInput,
+    child_parents,
     client,
     failed_marker,
     fanout_parents,
@@ -266,8 +267,7 @@ def _top_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) 
 
 def _track_task(wf: Any, tasks: dict[str, Any], s: dag.Stage, settings: Settings) -> Any:
     registered = _timeout(s, None, settings)
-    # Parents in this child workflow; per-track parents of an earlier fan-out come as lists.
-    here = [p for p in s.parents if FANOUT_OF.get(p) == FANOUT_OF[s.name]]
+    here = child_parents(s)  # the rest: from the parent run (earlier fan-outs: every track's)
 
     def body(input: TrackInput, ctx: Context) -> BaseModel:
         outputs: dict[str, Any] = {}
