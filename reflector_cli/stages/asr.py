@@ -33,7 +33,7 @@ from reflector_cli.stages.asr_audio import (
 )
 from reflector_cli.stages.asr_guard import is_phantom
 from reflector_cli.stages.context import StageContext
-from reflector_cli.stages.levels import Levels, live_spans, stored
+from reflector_cli.stages.levels import Levels, live_spans, track_envelope
 from reflector_cli.stages.speech_gate import leak_skips, without
 
 _load_lock = threading.Lock()
@@ -135,16 +135,16 @@ def _regions(
     return [Span(a, min(a + limit, duration)) for a in steps], duration
 
 
-def _live_spans(inp: TranscribeIn, ctx: StageContext) -> list[tuple[float, float]] | None:
-    """Where the VAD should look, from the level envelopes pad_track stored (None: everywhere):
-    not in long quiet stretches, nor where the track carries only other talkers' leak."""
-    env = stored(inp.padded, ctx)
-    if env is None:
-        return None
+def _live_spans(inp: TranscribeIn, ctx: StageContext) -> list[tuple[float, float]]:
+    """Where the VAD should look, from the tracks' level envelopes: not in long quiet stretches,
+    nor where the track carries only other talkers' leak. A lost envelope is computed again
+    from its padded file (levels.track_envelope), so neither cut turns itself off under the
+    same checkpoint."""
+    env = track_envelope(inp.padded, ctx)
     spans = live_spans(env)
-    envs = [env if t.track == inp.padded.track else stored(t, ctx) for t in inp.tracks]
-    if len(envs) < 2 or any(e is None for e in envs):
+    if len(inp.tracks) < 2:
         return spans
+    envs = [env if t.track == inp.padded.track else track_envelope(t, ctx) for t in inp.tracks]
     row = [t.track for t in inp.tracks].index(inp.padded.track)
     return without(spans, leak_skips(Levels.from_envelopes(envs), row))
 

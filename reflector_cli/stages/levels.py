@@ -105,6 +105,16 @@ def stored(padded: PadTrackOut, ctx: StageContext) -> np.ndarray | None:
     return from_bytes(ctx.storage.read_bytes(padded.levels_key))
 
 
+def track_envelope(padded: PadTrackOut, ctx: StageContext) -> np.ndarray:
+    """The envelope pad_track stored beside the padded track (no decode), else computed from
+    the padded file itself: the same values, so a lost envelope never changes a result."""
+    env = stored(padded, ctx)
+    if env is not None:
+        return env
+    with ctx.storage.local_path(padded.key) as path:
+        return envelope(path)
+
+
 def db(power: np.ndarray | float) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(power, FLOOR_POWER))
 

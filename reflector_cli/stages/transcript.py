@@ -8,7 +8,6 @@ from reflector_cli.core.models import (
     CrosstalkDoc,
     MergeIn,
     MergeOut,
-    PadTrackOut,
     Segment,
     TranscribeOut,
     TranscriptDoc,
@@ -17,7 +16,7 @@ from reflector_cli.core.models import (
 from reflector_cli.stages.asr import dominant_language, read_words
 from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.crosstalk import suppress
-from reflector_cli.stages.levels import Levels, envelope, stored
+from reflector_cli.stages.levels import Levels, track_envelope
 
 SEGMENT_SOFT_CHARS = 120
 SENTENCE_END = (".", "?", "!")
@@ -90,19 +89,10 @@ def _crosstalk(
     if not inp.crosstalk or len(tracks) < 2 or any(t.track not in padded for t in tracks):
         return None
     if any(per_track):
-        levels = Levels.from_envelopes([_envelope(padded[t.track], ctx) for t in tracks])
+        levels = Levels.from_envelopes([track_envelope(padded[t.track], ctx) for t in tracks])
     else:  # nothing to judge: skip decoding the audio
         levels = Levels.from_envelopes([np.zeros(0, dtype=np.float32) for _ in tracks])
     result = suppress(per_track, levels, [t.track for t in tracks])
     key = ctx.key(inp.recording_id, "crosstalk.json")
     ctx.storage.write_bytes(key, CrosstalkDoc(removed=result.removed).model_dump_json().encode())
     return result.kept, result.counts, key
-
-
-def _envelope(padded: PadTrackOut, ctx: StageContext) -> np.ndarray:
-    """The envelope pad_track stored while writing the track (no decode), else from the file."""
-    env = stored(padded, ctx)
-    if env is not None:
-        return env
-    with ctx.storage.local_path(padded.key) as path:
-        return envelope(path)

@@ -181,3 +181,6 @@ def test_transcription_of_a_mic_skips_the_leaked_turn(ctx: StageContext, tmp_pat
     assert word_error_rate(B_TEXT.split(), own) < 0.3, own
     assert speech_gated < speech_all - 0.5 * (a1 - a0)
     assert speech(B_TEXT).size / RATE < speech_gated + 1.0
+    # A lost envelope is computed again from its padded file: the same words, still gated.
+    ctx.storage.delete(padded[0].levels_key)
+    assert words(padded) == (own, leaked, speech_gated)
