@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -320,8 +321,12 @@ def generate(
         for job in jobs:
             _write_track(*job)
     else:
-        # Tracks are independent: long meetings encode one track per core.
-        with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        # Tracks are independent: long meetings encode one track per core. Spawned, not forked:
+        # the pool's own threads run while it starts workers, and a fork that copies a lock one
+        # of them holds (an import lock, seen here) leaves the worker waiting on it forever.
+        workers = min(len(jobs), os.cpu_count() or 1)
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             for fut in [pool.submit(_write_track, *job) for job in jobs]:
                 fut.result()
     if not daily_names:
