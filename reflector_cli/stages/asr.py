@@ -121,15 +121,14 @@ def warmed() -> tuple[str, str, int, str] | None:
     return _warmed
 
 
-def _regions(
-    path: Path, asr: AsrOptions, duration: float, spans: list[tuple[float, float]] | None
-) -> tuple[list[Span], float]:
-    """Speech regions (VAD, inside `spans` when the track's levels gave them), or the whole
-    track in pieces; and the speech length. Batched decoding takes chunks of at most CHUNK_S,
-    so the VAD splits regions that long."""
+def _regions(path: Path, inp: TranscribeIn, ctx: StageContext) -> tuple[list[Span], float]:
+    """Speech regions (VAD, only inside the live spans), or with the VAD off the whole track in
+    pieces; and the speech length. Batched decoding takes chunks of at most CHUNK_S, so the VAD
+    splits regions that long."""
+    asr, duration = inp.asr, inp.padded.duration_s
     limit = CHUNK_S if asr.batch_size > 1 else MAX_REGION_S
     if asr.vad:
-        regions = speech_regions(path, limit, spans)
+        regions = speech_regions(path, limit, _live_spans(inp, ctx))
         return [Span(a, b) for a, b in regions], sum(b - a for a, b in regions)
     steps = np.arange(0.0, max(duration, 0.0), limit)
     return [Span(a, min(a + limit, duration)) for a in steps], duration
@@ -282,7 +281,7 @@ def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
     words: list[Word] = []
     dropped = 0
     with ctx.storage.local_path(inp.padded.key) as path:
-        found, speech = _regions(path, asr, inp.padded.duration_s, _live_spans(inp, ctx))
+        found, speech = _regions(path, inp, ctx)
         heap.trim()  # the VAD's windows: freed, but resident while the decode runs
         lang, prob = (asr.language, None) if asr.language != "auto" else _detect(model, path, found)
         run = inp.model_copy(update={"asr": asr.model_copy(update={"language": lang or "en"})})
