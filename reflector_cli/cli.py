@@ -19,7 +19,7 @@ from reflector_cli.core import lifeline
 lifeline.exit_on_stop_signals()  # until main() takes over (see there)
 
 # The `reflector` script or `python -m reflector_cli.cli`, not an import from elsewhere.
-if os.path.basename(sys.argv[0]) in ("reflector", "cli.py") and sys.argv[1:2] == ["process"]:
+if os.path.basename(sys.argv[0]) in ("reflector", "cli.py") and "process" in sys.argv[1:]:
     from reflector_cli.providers.early import start_for
 
     start_for(sys.argv[1:])

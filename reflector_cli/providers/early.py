@@ -25,6 +25,8 @@ WARM = "reflector_cli.providers.local_task:warm_from_settings"
 _MODEL_FLAGS = ("--model", "--compute-type", "--threads", "--device")
 # Flags after which `process` runs no local stage, or only prints.
 _NOT_LOCAL = {"--dry-run", "--no-wait", "--help", "-h", "--shadow"}
+# The app's options that may stand before the command (`reflector -q process …`).
+_GLOBAL_FLAGS = {"-v", "--verbose", "-q", "--quiet"}
 
 
 def _flag(argv: Sequence[str], name: str) -> str | None:
@@ -34,6 +36,14 @@ def _flag(argv: Sequence[str], name: str) -> str | None:
         if arg.startswith(name + "="):
             return arg.partition("=")[2]
     return None
+
+
+def command_argv(argv: Sequence[str]) -> list[str]:
+    """`argv` from the command name on: the global flags before it skipped."""
+    i = 0
+    while i < len(argv) and argv[i] in _GLOBAL_FLAGS:
+        i += 1
+    return list(argv[i:])
 
 
 def worker_count(argv: Sequence[str]) -> int:
@@ -56,8 +66,10 @@ def warm_hook(argv: Sequence[str]) -> str | None:
 
 
 def start_for(argv: Sequence[str]) -> None:
+    """Start the early workers `reflector` with these arguments (global flags included) needs."""
     if os.environ.get("REFLECTOR_EARLY_WORKERS", "1") == "0":
         return
+    argv = command_argv(argv)
     count = worker_count(argv)
     if count:
         from reflector_cli.providers.workerpool import spawn_early

@@ -7,7 +7,7 @@ import pytest
 
 from reflector_cli.core import envnames
 from reflector_cli.core.config import Settings, default_model_path
-from reflector_cli.providers.early import PRELOAD, WARM, warm_hook, worker_count
+from reflector_cli.providers.early import PRELOAD, WARM, command_argv, warm_hook, worker_count
 from reflector_cli.providers.local_task import init_worker
 from reflector_cli.providers.workerpool import WorkerPool, spawn_early
 from reflector_cli.stages.asr import warmed
@@ -20,6 +20,14 @@ def test_the_model_is_guessed_only_when_no_flag_picks_it() -> None:
         assert warm_hook(["process", "x", f"{flag}=v"]) is None
     assert worker_count(["process", "x", "--workers", "3"]) == 3
     assert worker_count(["process", "x", "--dry-run"]) == 0
+
+
+def test_global_flags_before_the_command_still_start_early_workers() -> None:
+    for flags in (["-q"], ["--verbose"], ["-v"], ["--quiet"]):
+        argv = command_argv([*flags, "process", "x", "--workers", "2"])
+        assert argv == ["process", "x", "--workers", "2"] and worker_count(argv) == 2
+    assert worker_count(command_argv(["-q", "doctor"])) == 0
+    assert worker_count(command_argv(["--version", "process"])) == 0
 
 
 @pytest.mark.parametrize("word", sorted(envnames.TRUE_WORDS | {"TRUE", "Yes"}))
