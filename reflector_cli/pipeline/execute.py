@@ -43,11 +43,12 @@ def asr_device(asked: str) -> Literal["cpu", "cuda"]:
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
-def warm_up(asr: AsrOptions) -> None:
-    """Load per-process stage state (the DAG's WORKER_WARMUP) before the first task."""
+def warm_up(asr: AsrOptions, parallel: int = 1) -> None:
+    """Load per-process stage state (the DAG's WORKER_WARMUP) before the first task, for
+    `parallel` stages running at once on this process's threads."""
     heap.reuse_freed()
     try:
-        dag.resolve_hook(dag.WORKER_WARMUP)(asr)
+        dag.resolve_hook(dag.WORKER_WARMUP)(asr, parallel)
     finally:
         heap.trim()  # the model load's transients, as run_stage trims after each stage
 

@@ -68,7 +68,11 @@ def _model_ref(asr: AsrOptions) -> str:
 
 
 @lru_cache(maxsize=2)
-def load_model(model: str, compute_type: str, cpu_threads: int, device: str = "cpu") -> Any:
+def load_model(
+    model: str, compute_type: str, cpu_threads: int, device: str = "cpu", replicas: int = 1
+) -> Any:
+    """The model, with `replicas` copies of its state that decode at once (weights shared):
+    with one, concurrent decodes from several threads wait for each other."""
     # Never reach for the hub: a name must already be cached locally.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from reflector_cli.stages.asr_encoder import HalfWindowWhisper
@@ -82,6 +86,7 @@ def load_model(model: str, compute_type: str, cpu_threads: int, device: str = "c
                 device=device,
                 compute_type=compute_type,
                 cpu_threads=cpu_threads,
+                num_workers=replicas,
                 local_files_only=True,
             )
 
@@ -102,18 +107,21 @@ def load_model(model: str, compute_type: str, cpu_threads: int, device: str = "c
 
 
 _warmed: tuple[str, str, int, str] | None = None
+# Tracks this process may transcribe at once (a Hatchet worker's slots; see warm).
+_replicas = 1
 
 
-def warm(asr: AsrOptions) -> None:
+def warm(asr: AsrOptions, parallel: int = 1) -> None:
     """Load the model this process will transcribe with, ahead of the first track; a model an
     earlier warm-up guessed (an early worker, before the run's options were known) and this
-    one does not use is dropped rather than kept resident."""
-    global _warmed
+    one does not use is dropped rather than kept resident. `parallel`: how many stages this
+    process runs at once on its own threads; the model gets a replica for each."""
+    global _warmed, _replicas
     key = (_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device)
-    if _warmed is not None and _warmed != key:
+    if _warmed is not None and (_warmed, _replicas) != (key, max(1, parallel)):
         load_model.cache_clear()
-    _warmed = key
-    load_model(*key)
+    _warmed, _replicas = key, max(1, parallel)
+    load_model(*key, _replicas)
 
 
 def warmed() -> tuple[str, str, int, str] | None:
@@ -276,7 +284,7 @@ def _decode_batched(model: Any, path: Path, group: list[Span], inp: TranscribeIn
 
 def transcribe_track(inp: TranscribeIn, ctx: StageContext) -> TranscribeOut:
     asr = inp.asr
-    model = load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device)
+    model = load_model(_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device, _replicas)
     track = inp.padded.track
     words: list[Word] = []
     dropped = 0

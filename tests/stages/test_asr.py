@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +164,42 @@ def test_a_warm_up_with_other_options_drops_the_model_guessed_before(ctx: StageC
     assert load_model.cache_info().currsize == 1  # the guessed int8 model is not kept resident
     warm(real)
     assert load_model.cache_info().currsize == 1
+
+
+def test_two_tracks_on_two_threads_of_one_process_decode_side_by_side(ctx: StageContext) -> None:
+    """A process that runs two stages at once (a Hatchet worker's slots) loads a model replica
+    per slot: the decodes run at the same time instead of queueing for one, with the words
+    each track gets alone."""
+    said = ["The budget review starts on Monday morning, right after the standup meeting."] * 2
+    pads = [
+        _padded(ctx, _speech(text), name=f"t{i}").model_copy(update={"track": i})
+        for i, text in enumerate(said)
+    ]
+    alone = [_transcribe(ctx, p)[0] for p in pads]
+    opts = asr_options(ctx.settings)
+    warm(opts, parallel=2)
+    model = load_model(opts.model, opts.compute_type, opts.cpu_threads, opts.device, 2).model
+    both, done = [0], threading.Event()
+
+    def watch() -> None:
+        # Polls where two decodes were running (the two counters are read apart: a hand-over
+        # between the reads can fake one such poll, never dozens).
+        while not done.is_set():
+            both[0] += model.num_active_batches - model.num_queued_batches >= 2
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(lambda p: _transcribe(ctx, p)[0], pads))
+    finally:
+        done.set()
+        watcher.join()
+        warm(opts)
+    assert both[0] >= 20, f"the two decodes ran at the same time in {both[0]} polls"
+    assert model.num_workers == 2
+    assert together == alone and alone[0]
 
 
 @pytest.mark.slow

@@ -370,7 +370,9 @@ def run_worker(settings: Settings, slots: int = 1, name: str = "reflector-worker
     """Register both workflows and process tasks until stopped (blocks; main thread only)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     t0 = time.monotonic()
-    warm_up(asr_options(settings))
+    # Heavy stages run on this process's threads, up to `slots` at once (_HeavyGate): one
+    # model replica each, or the transcriptions would take turns on one.
+    warm_up(asr_options(settings), parallel=slots)
     log.info("whisper model %s loaded in %.1fs", settings.model, time.monotonic() - t0)
     hatchet = client()
     cfg = hatchet.config
