@@ -233,21 +233,30 @@ def connect(path: Path) -> sqlite_utils.Database:
     check_data_dir(path.parent, create=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     db = sqlite_utils.Database(conn)
-    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA busy_timeout=30000")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
-    db.execute("PRAGMA busy_timeout=30000")
     migrate(db, path)
     return db
 
 
+def _set_up(db: sqlite_utils.Database) -> bool:
+    return db.execute("PRAGMA journal_mode").fetchone()[0] == "wal" and db.execute(
+        "PRAGMA user_version"
+    ).fetchone()[0] >= len(MIGRATIONS)
+
+
 def migrate(db: sqlite_utils.Database, path: Path) -> None:
-    """Apply pending migrations under a file lock; steps are idempotent, so a kill mid-way
-    just re-runs the unfinished step next time."""
-    if db.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+    """Switch to WAL and apply pending migrations under a file lock; steps are idempotent, so
+    a kill mid-way just re-runs the unfinished step next time. The switch to WAL needs the
+    lock too: SQLite reports "database is locked" at once, without waiting, to a connection
+    that switches while another one sets up the same new file (several runs started at once
+    on a fresh data dir)."""
+    if _set_up(db):
         return
     with open(path.with_name(path.name + ".migrate.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        db.execute("PRAGMA journal_mode=WAL")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
             step(db)

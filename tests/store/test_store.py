@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,39 @@ def test_migrations_run_once_and_enable_wal(tmp_path: Path) -> None:
     s = Store(tmp_path / "db.sqlite3")
     assert s.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_store_opened_while_another_sets_up_the_new_file_waits_for_it(tmp_path: Path) -> None:
+    """Several runs started at once on a fresh data dir: one connection creates the schema
+    (a write, before the file is in WAL mode) while another opens the same file. SQLite fails
+    a switch to WAL at once, without waiting, while a rollback-mode write is open; opening
+    waits for the set-up instead."""
+    path = tmp_path / "reflector.sqlite3"
+    with open(path.with_name(path.name + ".migrate.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        first = sqlite3.connect(path, isolation_level=None)
+        first.execute("BEGIN IMMEDIATE")
+        first.execute("CREATE TABLE setting_up (x)")
+        opened: list[object] = []
+        second = threading.Thread(target=lambda: opened.append(_open(path)))
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive() and not opened, f"did not wait for the set-up: {opened}"
+        first.execute("COMMIT")
+        first.close()
+    second.join(timeout=30)
+    store = opened[0]
+    assert isinstance(store, Store), store
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    store.close()
+
+
+def _open(path: Path) -> Store | Exception:
+    try:
+        return Store(path)
+    except Exception as exc:  # noqa: BLE001 - the test reports what opening raised
+        return exc
 
 
 def test_commit_final_replaces_rows_and_is_searchable(tmp_path: Path) -> None:
