@@ -78,9 +78,12 @@ def worker_celery(
 
 @worker_app.command("hatchet")
 def worker_hatchet(
-    slots: Annotated[int, typer.Option(help="Tasks this worker runs at once.")] = (
-        os.cpu_count() or 1
-    ),
+    slots: Annotated[
+        int,
+        typer.Option(
+            help="Tasks this worker runs at once (one model replica each, shared weights)."
+        ),
+    ] = os.cpu_count() or 1,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Register the pipeline workflows with the Hatchet engine and run its tasks."""
