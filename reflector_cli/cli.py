@@ -18,8 +18,9 @@ from reflector_cli.core import lifeline
 
 lifeline.exit_on_stop_signals()  # until main() takes over (see there)
 
-# The `reflector` script or `python -m reflector_cli.cli`, not an import from elsewhere.
-if os.path.basename(sys.argv[0]) in ("reflector", "cli.py") and "process" in sys.argv[1:]:
+# The `reflector` script or `python -m reflector_cli.cli`, not an import from elsewhere
+# (start_for decides from the arguments whether any worker is needed).
+if os.path.basename(sys.argv[0]) in ("reflector", "cli.py"):
     from reflector_cli.providers.early import start_for
 
     start_for(sys.argv[1:])
