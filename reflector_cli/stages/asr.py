@@ -118,10 +118,11 @@ def warm(asr: AsrOptions, parallel: int = 1) -> None:
     process runs at once on its own threads; the model gets a replica for each."""
     global _warmed, _replicas
     key = (_model_ref(asr), asr.compute_type, asr.cpu_threads, asr.device)
-    if _warmed is not None and (_warmed, _replicas) != (key, max(1, parallel)):
+    replicas = max(1, parallel)
+    if _warmed is not None and (_warmed, _replicas) != (key, replicas):
         load_model.cache_clear()
-    _warmed, _replicas = key, max(1, parallel)
-    load_model(*key, _replicas)
+    _warmed, _replicas = key, replicas
+    load_model(*key, replicas)
 
 
 def warmed() -> tuple[str, str, int, str] | None:
