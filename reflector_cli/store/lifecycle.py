@@ -149,7 +149,10 @@ class Lifecycle:
             raise
         except BaseException as exc:
             # Not a stage failure (those are outcomes): record it so the run isn't left open.
-            with contextlib.suppress(sqlite3.Error):  # a full disk must not hide the first error
+            # A full disk must not hide the first error. One transaction: the run and its
+            # transcript both say error, or (nothing written) the run stays `running` and the
+            # next command to look reaps both (reap_interrupted), never half of it.
+            with contextlib.suppress(sqlite3.Error), self.store.transaction():
                 self.store.finish_run(
                     self.run_id, "error", None, one_line(f"{type(exc).__name__}: {exc}")
                 )
@@ -164,9 +167,10 @@ class Lifecycle:
             self.store.finish_run(self.run_id, "ended")
             return
         stage, error = outcome.error_stage, outcome.error
-        self.store.finish_run(self.run_id, "error", stage, error)
-        if self.primary and not self.was_ended:
-            self.store.set_status(self.pipe.transcript_id, "error", stage, error)
+        with self.store.transaction():
+            self.store.finish_run(self.run_id, "error", stage, error)
+            if self.primary and not self.was_ended:
+                self.store.set_status(self.pipe.transcript_id, "error", stage, error)
         self.sink("STATUS", {"value": "error", "stage": stage, "message": error})
 
     def run(self, execute: Callable[[], Outcome]) -> Outcome:
@@ -180,14 +184,17 @@ class Lifecycle:
 
 
 def mark_interrupted(store: Store, run: dict[str, Any], reason: str) -> None:
-    """Record `run` as interrupted; a primary run's transcript stops being `processing`."""
-    store.finish_run(str(run["id"]), INTERRUPTED, None, reason)
+    """Record `run` as interrupted; a primary run's transcript stops being `processing` (in
+    the same transaction: never an interrupted run beside a transcript still processing)."""
     tid = run.get("transcript_id")
-    if run.get("role", "primary") != "primary" or not tid:
-        return
-    row = store.transcript(str(tid))
-    if row and row["status"] == "processing":
-        store.set_status(str(tid), "idle")
+    primary = run.get("role", "primary") == "primary" and bool(tid)
+    with store.transaction():
+        store.finish_run(str(run["id"]), INTERRUPTED, None, reason)
+        row = store.transcript(str(tid)) if primary else None
+        freed = bool(row and row["status"] == "processing")
+        if freed:
+            store.set_status(str(tid), "idle")
+    if freed:
         EventSink(store, str(tid), str(run["id"]))("STATUS", {"value": "idle"})
 
 

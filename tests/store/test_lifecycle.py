@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,42 @@ def test_a_crash_is_recorded_on_run_and_transcript(store: Store) -> None:
     assert run["status"] == "error" and run["error_message"].startswith("RuntimeError: no broker")
     assert "\n" not in run["error_message"]
     assert t["status"] == "error" and t["error_stage"] is None
+
+
+def _refuse_transcript_updates(store: Store) -> None:
+    """The transcript's row refuses every update, as a full disk refuses a write (a real
+    SQLite failure, from a trigger)."""
+    store.conn.execute(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON transcripts"
+        " BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
+    )
+
+
+def test_a_crash_half_recorded_is_not_recorded_at_all(tmp_path: Path, store: Store) -> None:
+    """The run's error and its transcript's status land together or not at all: never a run
+    marked error beside a transcript still `processing`, which no reaping would ever fix."""
+    lc = Lifecycle.begin(store, pipe(), "local")
+    _refuse_transcript_updates(store)
+    with pytest.raises(RuntimeError):
+        lc.guard(raising(RuntimeError("disk full")))
+    assert store.run(lc.run_id)["status"] == "running"
+    assert store.transcript("t-rec-1")["status"] == "processing"
+    store.conn.execute("DROP TRIGGER refuse")  # space freed: the next look reaps both
+    assert reap_interrupted(store, load_settings(data_dir=tmp_path), "rec-1") == 1
+    assert store.run(lc.run_id)["status"] == INTERRUPTED
+    assert store.transcript("t-rec-1")["status"] == "idle"
+
+
+def test_a_failure_or_interruption_half_recorded_is_not_recorded_at_all(store: Store) -> None:
+    lc = Lifecycle.begin(store, pipe(), "local")
+    _refuse_transcript_updates(store)
+    with pytest.raises(sqlite3.Error, match="full"):
+        lc.conclude(RunOutcome("error", "generate_title", "boom"))
+    assert store.run(lc.run_id)["status"] == "running"
+    with pytest.raises(sqlite3.Error, match="full"):
+        lifecycle.mark_interrupted(store, store.run(lc.run_id), KILLED)
+    assert store.run(lc.run_id)["status"] == "running"
+    assert store.transcript("t-rec-1")["status"] == "processing"
 
 
 def test_begin_marks_every_run_left_running_killed(store: Store) -> None:
