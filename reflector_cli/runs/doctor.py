@@ -45,15 +45,22 @@ def check_asr(settings: Settings) -> dict[str, Any]:
 
 
 def check_audio() -> dict[str, Any]:
+    """Decoders for the tracks people upload, and the mixdown's MP3 encoder (lameenc)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         import av
-
-        codecs = {"opus", "libmp3lame", "flac"}
-        missing = [c for c in codecs if c not in av.codecs_available]
-        detail = f"PyAV {av.__version__}" + (f", missing {missing}" if missing else "")
-        return _check("audio codecs", not missing, detail)
     except ImportError as exc:
         return _check("audio codecs", False, f"PyAV not importable: {exc}")
+    missing = sorted(c for c in ("opus", "mp3", "flac") if c not in av.codecs_available)
+    try:
+        import lameenc  # noqa: F401
+
+        mp3 = f"lameenc {version('lameenc')}"
+    except (ImportError, PackageNotFoundError):
+        mp3, missing = "", [*missing, "lameenc (the MP3 encoder)"]
+    detail = ", ".join(filter(None, [f"PyAV {av.__version__}", mp3]))
+    return _check("audio codecs", not missing, detail + (f", missing {missing}" if missing else ""))
 
 
 def check_data_dir(settings: Settings) -> dict[str, Any]:

@@ -351,18 +351,16 @@ def mixdown_tracks(inp: MixdownIn, ctx: StageContext) -> MixdownOut:
         gain = min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
         spool.flush()
 
-        def read(start: int, stop: int | None) -> Iterator[np.ndarray]:
-            return _spooled_blocks(spool.fileno(), gain, start, samples if stop is None else stop)
-
         def progress(done_s: float) -> None:
             ctx.progress(done_s, round(expected_s, 1))
 
         with (
             ctx.storage.writer(key, suffix=".mp3") as tmp,
             write_errors("mixdown_tracks", ctx.storage.describe(key), tmp),
-            av.open(str(tmp), "w", "mp3") as out,
+            open(tmp, "wb") as out,
         ):
-            mp3.encode(out, read, samples, SAMPLE_RATE, progress, PROGRESS_EVERY_S)
+            blocks = _spooled_blocks(spool.fileno(), gain, samples)
+            mp3.encode(out, blocks, SAMPLE_RATE, progress, PROGRESS_EVERY_S)
     return MixdownOut(
         key=key,
         duration_s=samples / SAMPLE_RATE,
@@ -371,12 +369,11 @@ def mixdown_tracks(inp: MixdownIn, ctx: StageContext) -> MixdownOut:
     )
 
 
-def _spooled_blocks(fd: int, gain: float, start: int, stop: int) -> Iterator[np.ndarray]:
-    """Spooled samples [start, stop), scaled and clipped; positioned reads, so the two halves of
-    the MP3 encode read the spool at once."""
+def _spooled_blocks(fd: int, gain: float, samples: int) -> Iterator[np.ndarray]:
+    """The spooled samples, scaled and clipped."""
     size = np.dtype(np.float32).itemsize
-    for pos in range(start, stop, BLOCK * 4):
-        chunk = os.pread(fd, (min(pos + BLOCK * 4, stop) - pos) * size, pos * size)
+    for pos in range(0, samples, BLOCK * 4):
+        chunk = os.pread(fd, (min(pos + BLOCK * 4, samples) - pos) * size, pos * size)
         if not chunk:
             return
         yield np.clip(np.frombuffer(chunk, dtype=np.float32) * np.float32(gain), -1.0, 1.0)

@@ -1,330 +1,143 @@
-"""The mixdown's MP3 encode; on two cores for long recordings, where both halves are encoded at
-once and joined at a frame boundary with the bit reservoir carried across the join.
+"""The mixdown's MP3 encode: LAME through `lameenc`, with a LAME Info tag written in front so
+decoders trim the encoder's delay and padding (the file decodes to exactly the samples mixed).
 
-Why the join is clean: the second encoder starts WARMUP_FRAMES early on the same frame grid, so
-its frames cover the same samples as the first one's, and by the join LAME's state has
-(on speech, measured) converged to the first encoder's: the file decodes to the one-pass samples.
-Where it has not (loud noise), the frames near the join are another valid encoding of the same
-audio. A frame's main data may start in earlier frames (the bit reservoir): the join frame's
-start is copied into the first half's free tail, which exists when the join frame reaches back no
-further than the first encoder's own next frame would have.
+Why lameenc rather than PyAV's libmp3lame: the LAME in PyAV's wheels encodes 3.7 times slower
+(a 67-s mono 32 kHz mix at quality 7: 0.47 CPU-s against 0.13), which made the mixdown the
+second-largest stage on a short meeting and needed two encoders on two cores for long ones.
+lameenc writes no tag itself, so we write the one a LAME or FFmpeg muxer would.
 """
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
-import threading
-from array import array
-from collections import deque
-from collections.abc import Callable, Iterator
-from fractions import Fraction
-from itertools import chain
+from collections.abc import Callable, Iterable
+from typing import BinaryIO
 
 import av
+import lameenc
 import numpy as np
 
-MP3_BITRATE = 64000
-# LAME quality 7 halves encoding time (encoding dominates the mixdown) and is transparent
-# enough for speech at 64 kb/s.
-MP3_QUALITY = "7"
+MP3_BITRATE_KBPS = 64
+# LAME quality 7 is transparent enough for speech at 64 kb/s; each step down costs ~1.6x.
+MP3_QUALITY = 7
 MP3_RATE = 32000
 FRAME = 1152  # samples per MPEG-1 Layer III frame
-# The second half's encoder starts this many frames before the middle (~0.6 s): on a
-# 15-minute meeting its output decoded identically to the one-pass encode from 2 frames on.
-WARMUP_FRAMES = 16
-# The first half's encoder runs this many frames past the middle, so a join frame whose
-# reservoir fits is found (on speech, the first candidate fits).
-SEARCH_FRAMES = 64
-# Shorter recordings are encoded in one pass: the mixdown then runs next to transcriptions,
-# and the halves would only contend for the same cores.
-SPLIT_MIN_S = 120.0
-_HEADER = struct.Struct(">I")
-
-# Blocks of input (float32 mono at the input rate) for the input sample range [start, stop).
-Reader = Callable[[int, int | None], Iterator[np.ndarray]]
-
-
-def split_worthwhile(samples: int, in_rate: int) -> bool:
-    """Two halves pay when the recording is long and this process may use two cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return samples / in_rate >= SPLIT_MIN_S and (cores or 1) >= 2
-
-
-def configure(codec: av.CodecContext) -> None:
-    codec.sample_rate = MP3_RATE
-    codec.layout = "mono"
-    codec.bit_rate = MP3_BITRATE
-    codec.options = {"compression_level": MP3_QUALITY}
-
-
-class _Encoder:
-    """One LAME encoder fed 48 kHz float blocks; packets come out in frame order."""
-
-    def __init__(self, codec: av.CodecContext, in_rate: int, tick: Callable[[int], None]) -> None:
-        self.codec = codec
-        self.in_rate = in_rate
-        self.tick = tick
-        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=MP3_RATE)
-        self.pts = 0
-
-    def feed(self, blocks: Iterator[np.ndarray]) -> Iterator[av.Packet]:
-        for data in blocks:
-            frame = av.AudioFrame.from_ndarray(data[None, :], format="flt", layout="mono")
-            frame.sample_rate = self.in_rate
-            frame.pts = self.pts
-            self.pts += len(data)
-            for f in self.resampler.resample(frame):
-                yield from self.codec.encode(f)
-            self.tick(len(data))
-
-    def finish(self) -> Iterator[av.Packet]:
-        for f in self.resampler.resample(None):
-            yield from self.codec.encode(f)
-        yield from self.codec.encode(None)
+# At this rate and bitrate every frame has the same size (no padding slot): frames are counted
+# from the byte count.
+FRAME_BYTES = 144 * MP3_BITRATE_KBPS * 1000 // MP3_RATE
+assert 144 * MP3_BITRATE_KBPS * 1000 % MP3_RATE == 0, "frame size must not vary"
+MIN_SAMPLES = 2 * FRAME
+# LAME 3.100's delay before the first input sample (what lame_get_encoder_delay gives); the
+# decoder adds its own 529, which readers of the tag know.
+ENCODER_DELAY = 576
+# Where the Info tag starts in an MPEG-1 mono frame: the header, then 17 bytes of side info.
+_TAG_AT = 4 + 17
+_VERSION = b"LAME3.100"
 
 
 def encode(
-    out: av.container.OutputContainer,
-    read: Reader,
-    samples: int,
+    out: BinaryIO,
+    blocks: Iterable[np.ndarray],
     in_rate: int,
     progress: Callable[[float], None],
     progress_every_s: float,
-    split: bool | None = None,
-    search_frames: int = SEARCH_FRAMES,
-    warmup_frames: int = WARMUP_FRAMES,
-) -> bool:
-    """Encode `samples` input samples into `out` as one mono MP3 stream; True when the two
-    halves were joined (progress: seconds encoded, every `progress_every_s` of audio; split: None
-    decides by length and cores; search_frames: how far past
-    the middle a join frame is looked for; warmup_frames: how early the second half starts)."""
-    stream = out.add_stream("libmp3lame", rate=MP3_RATE)
-    configure(stream.codec_context)
-    tick = _Ticker(in_rate, samples, progress, progress_every_s)
-    if split is None:
-        split = split_worthwhile(samples, in_rate)
-    first = _Encoder(stream.codec_context, in_rate, tick)
-    if split and in_rate * FRAME % MP3_RATE == 0:
-        mid = samples * MP3_RATE // in_rate // FRAME // 2
-        if mid > warmup_frames + 2 and warmup_frames >= 2:
-            return _two_halves(out, stream, first, read, mid - warmup_frames, mid, search_frames)
-    for packet in first.feed(read(0, None)):
-        _mux(out, stream, packet)
-    for packet in first.finish():
-        _mux(out, stream, packet)
-    return False
+) -> int:
+    """Encode float mono `blocks` at `in_rate` into `out` (a seekable binary file, written from
+    its current position) as one mono MP3; the number of input samples encoded."""
+    out.write(id3_header())
+    start = out.tell()
+    out.write(bytes(FRAME_BYTES))  # the tag frame's place, written once the counts are known
+    lame = lameenc.Encoder()
+    lame.set_bit_rate(MP3_BITRATE_KBPS)
+    lame.set_in_sample_rate(MP3_RATE)
+    lame.set_channels(1)
+    lame.set_quality(MP3_QUALITY)
+    lame.encode(b"")  # started even if no sample comes, so flush() has an encoder to end
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=MP3_RATE)
+    taken = pcm = 0
+    next_report = progress_every_s
+    header = b""
+
+    def write(data: bytes) -> None:
+        nonlocal header
+        header = header or data[:4]
+        out.write(data)
+
+    for block in blocks:
+        frame = av.AudioFrame.from_ndarray(block[None, :], format="flt", layout="mono")
+        frame.sample_rate = in_rate
+        frame.pts = taken
+        taken += len(block)
+        for f in resampler.resample(frame):
+            pcm += f.samples
+            write(lame.encode(bytes(f.planes[0])[: 2 * f.samples]))
+        if taken / in_rate >= next_report:
+            progress(round(taken / in_rate, 1))
+            next_report += progress_every_s
+    for f in resampler.resample(None):
+        pcm += f.samples
+        write(lame.encode(bytes(f.planes[0])[: 2 * f.samples]))
+    # Readers look for two audio frames in a row before they trust a file: a mix shorter than
+    # that gets silence after it, which the tag's padding trims again.
+    write(lame.encode(bytes(2 * max(0, MIN_SAMPLES - pcm))))
+    write(lame.flush())
+    end = out.tell()
+    frames = (end - start - FRAME_BYTES) // FRAME_BYTES
+    out.seek(start)
+    out.write(info_frame(header, frames, end - start, pcm))
+    out.seek(end)
+    return taken
 
 
-def _mux(out: av.container.OutputContainer, stream: av.stream.Stream, packet: av.Packet) -> None:
-    packet.stream = stream
-    out.mux(packet)
+def id3_header() -> bytes:
+    """An ID3v2.4 tag naming the encoder, as FFmpeg's MP3 muxer writes: readers that probe
+    the format (FFmpeg among them) need it to recognise a file of only a frame or two."""
+    text = b"\x03" + _VERSION  # UTF-8
+    frame = b"TSSE" + _syncsafe(len(text)) + b"\x00\x00" + text
+    return b"ID3\x04\x00\x00" + _syncsafe(len(frame)) + frame
 
 
-class _Ticker:
-    """Progress of both halves together, once per `every_s` of audio encoded, reported from the
-    calling thread only (a report may be a network call; it must not stall the second half)."""
-
-    def __init__(
-        self, in_rate: int, samples: int, progress: Callable[[float], None], every_s: float
-    ) -> None:
-        self.in_rate = in_rate
-        self.samples = samples
-        self.progress = progress
-        self.done = 0
-        self.every_s = every_s
-        self.next_s = every_s
-        self.lock = threading.Lock()
-        self.owner = threading.get_ident()
-
-    def __call__(self, n: int) -> None:
-        with self.lock:
-            # Samples both halves encode (the overlap, a fallback's repeat) count once.
-            self.done = min(self.done + n, self.samples)
-        if threading.get_ident() != self.owner or self.done / self.in_rate < self.next_s:
-            return
-        while self.done / self.in_rate >= self.next_s:
-            self.next_s += self.every_s
-        self.progress(round(self.done / self.in_rate, 1))
+def _syncsafe(n: int) -> bytes:
+    return bytes((n >> s) & 0x7F for s in (21, 14, 7, 0))
 
 
-class _SecondHalf:
-    """The second encoder, in its own thread: its first frames kept for the join, the rest
-    spooled to disk (64 kb/s: ~14 MB for the second half of an hour)."""
-
-    # The last packets stay whole: the final one carries the encoder's end padding, which the
-    # muxer writes into the LAME tag so decoders trim it.
-    TAIL = 8
-
-    def __init__(self, read: Reader, start: int, like: _Encoder, keep: int) -> None:
-        codec = av.CodecContext.create("libmp3lame", "w")
-        configure(codec)
-        codec.format = like.codec.format
-        self.encoder = _Encoder(codec, like.in_rate, like.tick)
-        self.blocks = read(start, None)
-        self.head: list[av.Packet] = []  # the first `keep` packets: the join is among them
-        self.keep = keep
-        # Closed by close(), after the thread that writes it has ended.
-        self.spool = tempfile.TemporaryFile(prefix="reflector-mp3-")  # noqa: SIM115
-        # Size, pts and duration of each spooled packet (14 bytes each: 0.7 MB for 3 hours).
-        self.sizes, self.pts, self.durations = array("H"), array("q"), array("I")
-        self.tail: deque[av.Packet] = deque()
-        self.error: BaseException | None = None
-        self.stop = threading.Event()  # the first half failed: end early
-        self.thread = threading.Thread(target=self._run, name="mp3-second-half", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            for packet in chain(self.encoder.feed(self.blocks), self.encoder.finish()):
-                if self.stop.is_set():
-                    return
-                if len(self.head) < self.keep:
-                    self.head.append(packet)
-                    continue
-                self.tail.append(packet)
-                if len(self.tail) > self.TAIL:
-                    old = self.tail.popleft()
-                    self.spool.write(bytes(old))
-                    self.sizes.append(old.size)
-                    self.pts.append(old.pts or 0)
-                    self.durations.append(old.duration or FRAME)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            self.error = exc
-
-    def join(self) -> None:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def spooled(self) -> Iterator[tuple[bytes, int, int]]:
-        self.spool.seek(0)
-        for size, pts, duration in zip(self.sizes, self.pts, self.durations, strict=True):
-            yield self.spool.read(size), pts, duration
-
-    def close(self) -> None:
-        self.spool.close()
+def info_frame(header: bytes, frames: int, size: int, samples: int) -> bytes:
+    """A silent frame carrying the Xing "Info" tag (CBR) and LAME's extension: frame and byte
+    counts, a seek table, and the delay and padding to trim around `samples` (at MP3_RATE)."""
+    padding = frames * FRAME - ENCODER_DELAY - samples
+    if len(header) < 4 or not 0 <= padding < 4096:
+        raise ValueError(f"mp3: cannot tag {frames} frames for {samples} samples")
+    tag = bytearray(FRAME_BYTES)
+    tag[:4] = header
+    toc = bytes(i * 256 // 100 for i in range(100))
+    struct.pack_into(">4sIII100sI", tag, _TAG_AT, b"Info", 0x0F, frames, size, toc, 0)
+    lame = _TAG_AT + 120
+    tag[lame : lame + 9] = _VERSION
+    tag[lame + 9] = 0x01  # tag revision 0, CBR
+    tag[lame + 20] = min(MP3_BITRATE_KBPS, 255)
+    tag[lame + 21 : lame + 24] = ((ENCODER_DELAY << 12) | padding).to_bytes(3, "big")
+    struct.pack_into(">I", tag, lame + 28, size)  # from this frame to the last audio byte
+    # lame + 32: the music CRC, left 0 (a CRC of the whole file would need a pass in Python).
+    struct.pack_into(">H", tag, lame + 34, crc16(bytes(tag[: lame + 34])))
+    return bytes(tag)
 
 
-def _two_halves(
-    out: av.container.OutputContainer,
-    stream: av.stream.Stream,
-    first: _Encoder,
-    read: Reader,
-    start2: int,
-    mid: int,
-    search_frames: int,
-) -> bool:
-    in_frame = FRAME * first.in_rate // MP3_RATE
-    second = _SecondHalf(read, start2 * in_frame, first, mid - start2 + search_frames)
-    try:
-        # The first half: frames before the join's reach are final and muxed at once.
-        held: list[av.Packet] = []
-        hold_from = mid - 4  # the reservoir (≤ 511 bytes) reaches back under 2 frames
-        stop = (mid + search_frames) * in_frame
-        for i, packet in enumerate(first.feed(read(0, stop))):
-            if second.error is not None:
-                break  # raised by join() below
-            if i < hold_from:
-                _mux(out, stream, packet)
-            else:
-                held.append(packet)
-        second.join()
-        k = _join(held, hold_from, second.head, start2)
-        if k is None:  # no frame to join at: the first encoder goes on alone
-            for packet in chain(held, first.feed(read(stop, None)), first.finish()):
-                _mux(out, stream, packet)
-            return False
-        for _ in first.finish():  # drained so FFmpeg does not warn of frames left; unused
-            pass
-        base = start2 * FRAME
-        for packet in held[: k - hold_from]:
-            _mux(out, stream, packet)
-        for packet in second.head[k - start2 :]:
-            _mux(out, stream, _shifted(packet, base))
-        for data, pts, duration in second.spooled():
-            _mux(out, stream, _packet(data, pts + base, duration))
-        for packet in second.tail:
-            _mux(out, stream, _shifted(packet, base))
-        return True
-    finally:
-        second.stop.set()
-        second.thread.join()
-        second.close()
+def _crc16_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+        table.append(c)
+    return table
 
 
-def _packet(data: bytes, pts: int, duration: int) -> av.Packet:
-    packet = av.Packet(data)
-    packet.pts = packet.dts = pts
-    packet.duration = duration
-    packet.time_base = Fraction(1, MP3_RATE)
-    return packet
+_CRC16 = _crc16_table()
 
 
-def _shifted(packet: av.Packet, base: int) -> av.Packet:
-    """A second-half packet at its place on the whole stream's timeline (side data kept)."""
-    packet.pts = packet.dts = (packet.pts or 0) + base
-    return packet
-
-
-def _mpeg1_mono(frame: bytes) -> bool:
-    """An MPEG-1 Layer III mono frame: the only layout _side_info reads (MPEG-2 below 32 kHz
-    and stereo have other side information)."""
-    if len(frame) < 8:
-        return False
-    (header,) = _HEADER.unpack_from(frame)
-    sync, version, layer = header >> 21, (header >> 19) & 3, (header >> 17) & 3
-    mode = (header >> 6) & 3
-    return sync == 0x7FF and version == 3 and layer == 1 and mode == 3
-
-
-def _side_info(frame: bytes) -> tuple[int, int]:
-    """(main_data_begin, where the frame's main data area starts) of an MPEG-1 mono frame."""
-    (header,) = _HEADER.unpack_from(frame)
-    at = 4 if header & 0x10000 else 6  # protection bit clear: a 16-bit CRC follows the header
-    return (frame[at] << 1) | (frame[at + 1] >> 7), at + 17
-
-
-def _join(held: list[av.Packet], hold_from: int, head: list[av.Packet], start2: int) -> int | None:
-    """The frame to join at (first half before it, second half from it), with the join frame's
-    reservoir bytes copied into the held first-half frames' free tail; None when no frame in
-    reach can be joined at."""
-    first, second = [bytes(p) for p in held], [bytes(p) for p in head]
-    if not all(_mpeg1_mono(f) for f in (*first, *second)):
-        return None
-    for k in range(hold_from + 4, hold_from + len(held)):
-        g = k - start2
-        if g >= len(second):
-            break
-        need, _ = _side_info(second[g])
-        free, _ = _side_info(first[k - hold_from])
-        if need <= free:
-            cut = k - hold_from
-            kept = [bytearray(d) for d in first[:cut]]
-            _copy_reservoir(kept, second[:g], need)
-            held[:cut] = [_like(d, p) for d, p in zip(kept, held[:cut], strict=True)]
-            return k
-    return None
-
-
-def _like(data: bytearray, packet: av.Packet) -> av.Packet:
-    return _packet(bytes(data), packet.pts or 0, packet.duration or FRAME)
-
-
-def _copy_reservoir(into: list[bytearray], source: list[bytes], count: int) -> None:
-    """The last `count` main-data bytes of `source` over the last `count` of `into`."""
-    tail = bytearray()
-    for frame in reversed(source):
-        if len(tail) >= count:
-            break
-        _, at = _side_info(frame)
-        tail[:0] = frame[at:]
-    tail = tail[len(tail) - count :] if count else bytearray()
-    for frame in reversed(into):
-        if not tail:
-            return
-        _, at = _side_info(bytes(frame[:8]))
-        take = min(len(frame) - at, len(tail))
-        frame[len(frame) - take :] = tail[len(tail) - take :]
-        del tail[len(tail) - take :]
+def crc16(data: bytes) -> int:
+    """CRC-16/ARC, the checksum the LAME tag ends with."""
+    crc = 0
+    for b in data:
+        crc = (crc >> 8) ^ _CRC16[(crc ^ b) & 0xFF]
+    return crc

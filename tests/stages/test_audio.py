@@ -170,14 +170,13 @@ def test_mixdown_keeps_quiet_mix_at_unity_gain(
     assert out.peak_gain == 1.0
 
 
-def test_long_mixdown_encoded_in_two_halves_has_no_seam(
+def test_mixdown_keeps_its_exact_length_and_a_steady_level(
     tmp_path: Path,
     ctx: StageContext,
     make_track: Callable[..., Any],
     read_audio: Callable[..., Any],
 ) -> None:
-    seconds = mp3.SPLIT_MIN_S + 10
-    assert mp3.split_worthwhile(round(seconds * 48000), 48000), "needs two usable cores"
+    seconds = 40.0
     pads = [
         pad_track(
             PadTrackIn(
@@ -191,9 +190,9 @@ def test_long_mixdown_encoded_in_two_halves_has_no_seam(
     out = mixdown_tracks(MixdownIn(recording_id=RID, tracks=pads), ctx)
     with ctx.storage.local_path(out.key) as p:
         audio, sr = read_audio(p)
-    # Exact to a millisecond: a frame (36 ms) lost or repeated at the join would show.
+    # Exact to a millisecond: the encoder's delay and padding are trimmed by its tag.
     assert len(audio) / sr == pytest.approx(seconds, abs=0.001)
-    # Two steady tones: every MP3 frame's level is the same, the middle (the join) included.
+    # Two steady tones: every MP3 frame's level is the same, none lost or repeated.
     frames = audio[: len(audio) // mp3.FRAME * mp3.FRAME].reshape(-1, mp3.FRAME)[2:-2]
     rms = np.sqrt(np.mean(frames**2, axis=1))
     assert float(rms.min()) > 0.9 * float(np.median(rms)) and float(rms.max()) < 1.1 * float(

@@ -1,9 +1,9 @@
-"""The mixdown's MP3 encode in two halves on real speech: it must decode to the one-pass samples."""
+"""The mixdown's MP3 encode on real speech: the file decodes to exactly the samples given, at
+their place, because decoders read our LAME tag's delay and padding."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -18,73 +18,74 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "meeting"
 
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
-    """~150 s of the fixture's real voices at 48 kHz (its three tracks, end to end, twice)."""
+    """~100 s of the fixture's real voices at 48 kHz (its three tracks, end to end)."""
     parts = []
     for name in ("alice.webm", "bob.mp3", "carol.ogg"):
         with av.open(str(FIXTURE / name)) as c:
             rs = av.AudioResampler(format="flt", layout="mono", rate=RATE)
             parts += [g.to_ndarray()[0] for f in c.decode(audio=0) for g in rs.resample(f)]
-    once = np.concatenate(parts)
-    return np.concatenate([once, once])[: 150 * RATE] * np.float32(0.8)
+    return np.concatenate(parts)[: 100 * RATE] * np.float32(0.8)
 
 
-def _encode(x: np.ndarray, **kwargs: object) -> tuple[bytes, bool, list[float]]:
-    def read(start: int, stop: int | None) -> Iterator[np.ndarray]:
-        end = len(x) if stop is None else min(stop, len(x))
-        for i in range(start, end, RATE):
-            yield x[i : min(i + RATE, end)]
-
+def _encode(x: np.ndarray, block: int = RATE) -> tuple[bytes, int, list[float]]:
     buf, progress = io.BytesIO(), []
-    with av.open(buf, "w", "mp3") as out:
-        joined = mp3.encode(out, read, len(x), RATE, progress.append, 60.0, **kwargs)  # type: ignore[arg-type]
-    return buf.getvalue(), joined, progress
+    blocks = (x[i : i + block] for i in range(0, len(x), block))
+    taken = mp3.encode(buf, blocks, RATE, progress.append, 30.0)
+    return buf.getvalue(), taken, progress
 
 
-def _decode(data: bytes) -> np.ndarray:
+def _at_32k(x: np.ndarray) -> np.ndarray:
+    rs = av.AudioResampler(format="flt", layout="mono", rate=mp3.MP3_RATE)
+    frame = av.AudioFrame.from_ndarray(x[None, :], format="flt", layout="mono")
+    frame.sample_rate = RATE
+    return np.concatenate([f.to_ndarray()[0] for f in [*rs.resample(frame), *rs.resample(None)]])
+
+
+def test_the_file_decodes_to_the_samples_given_in_place(speech: np.ndarray) -> None:
+    data, taken, _ = _encode(speech)
+    assert taken == len(speech)
     with av.open(io.BytesIO(data)) as c:
-        return np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+        stream = c.streams.audio[0]
+        assert (stream.codec_context.sample_rate, stream.codec_context.channels) == (32000, 1)
+        # The tag's checksum matched: FFmpeg only then reports its encoder field.
+        assert stream.metadata.get("encoder") == "LAME3.100"
+        out = np.concatenate([f.to_ndarray()[0] for f in c.decode(stream)])
+    ref = _at_32k(speech)
+    # The encoder's delay and padding are trimmed: not one sample more or less.
+    assert len(out) == len(ref) == len(speech) * 2 // 3
+    # In place: the decoded speech lines up with the input at lag 0, within lossy error.
+    inner = slice(2000, len(ref) - 2000)
+    lags = range(-8, 9)
+    scores = [float(np.dot(out[inner.start + k : inner.stop + k], ref[inner])) for k in lags]
+    assert list(lags)[int(np.argmax(scores))] == 0
+    err = np.sqrt(np.mean((out - ref) ** 2)) / np.sqrt(np.mean(ref**2))
+    assert err < 0.3
+    # Constant bitrate: 64 kb/s, every frame the same size after the tag frame.
+    assert data.startswith(mp3.id3_header())
+    assert (len(data) - len(mp3.id3_header())) % mp3.FRAME_BYTES == 0
+    assert len(data) * 8 / (len(speech) / RATE) == pytest.approx(64000, rel=0.03)
 
 
-# With 2 frames of warm-up the second encoder's bytes still differ from the first's at the
-# join, so only the copied reservoir makes the join frame decode right.
-@pytest.mark.parametrize("warmup", [mp3.WARMUP_FRAMES, 2])
-def test_two_halves_decode_to_the_one_pass_samples(speech: np.ndarray, warmup: int) -> None:
-    whole, joined_whole, _ = _encode(speech, split=False)
-    halves, joined, _ = _encode(speech, split=True, warmup_frames=warmup)
-    assert not joined_whole and joined
-    one, two = _decode(whole), _decode(halves)
-    # The LAME tag's end padding is carried over: decoders trim both to the input's length.
-    assert len(one) == len(two) == pytest.approx(len(speech) * 2 / 3, abs=2)
-    # Around the middle: the join frame decodes (its reservoir bytes are the second half's)...
-    mid = slice(len(one) // 2 - 16000, len(one) // 2 + 48000)
-    err = float(np.sqrt(np.mean((one[mid] - two[mid]) ** 2)) / np.sqrt(np.mean(one[mid] ** 2)))
-    assert err < 0.05
-    # ...and after the default warm-up LAME has converged: the same samples throughout.
-    if warmup == mp3.WARMUP_FRAMES:
-        assert float(np.abs(one - two).max()) < 1e-4
+def test_block_sizes_do_not_change_the_file(speech: np.ndarray) -> None:
+    x = speech[: 20 * RATE]
+    assert _encode(x, block=RATE)[0] == _encode(x, block=4321)[0]
 
 
-def test_no_frame_to_join_at_gives_the_one_pass_file(speech: np.ndarray) -> None:
-    whole, _, _ = _encode(speech, split=False)
-    fallback, joined, _ = _encode(speech, split=True, search_frames=0)
-    assert not joined
-    assert fallback == whole
+def test_progress_in_order_every_interval_up_to_the_length(speech: np.ndarray) -> None:
+    _, _, progress = _encode(speech)
+    assert progress == [30.0, 60.0, 90.0]
 
 
-def test_progress_counts_both_halves_once_a_minute_up_to_the_length(speech: np.ndarray) -> None:
-    _, joined, progress = _encode(speech, split=True)
-    assert joined
-    # Reported from the caller's thread only, so in order; the second half's samples count.
-    assert progress and progress == sorted(set(progress))
-    assert 60 <= progress[0] < 120 and progress[-1] <= 150
-    # A fallback encodes the overlap twice: still never past the recording's length.
-    _, joined, progress = _encode(speech, split=True, search_frames=0)
-    assert not joined
-    assert progress == sorted(set(progress)) and 120 <= progress[-1] <= 150
+@pytest.mark.parametrize("n", [100, 1727, 3457])
+def test_a_mix_shorter_than_two_frames_still_decodes_to_its_length(n: int) -> None:
+    x = np.full(n, 0.25, np.float32)  # 2 ms, 36 ms, 72 ms
+    data, _, _ = _encode(x)
+    with av.open(io.BytesIO(data)) as c:
+        assert c.streams.audio[0].metadata.get("encoder") == "LAME3.100"
+        out = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+    assert abs(len(out) - n * 2 / 3) <= 1
 
 
-def test_short_recordings_are_encoded_in_one_pass(speech: np.ndarray) -> None:
-    short = speech[: 30 * RATE]
-    assert not mp3.split_worthwhile(len(short), RATE)
-    _, joined, _ = _encode(short)
-    assert not joined
+def test_the_tag_refuses_counts_that_cannot_be_trimmed() -> None:
+    with pytest.raises(ValueError, match="cannot tag"):
+        mp3.info_frame(b"\xff\xfb\x58\xc4", frames=1, size=576, samples=10_000)
