@@ -176,7 +176,11 @@ class MixdownOut(Model):
     key: str
     duration_s: float
     tracks_mixed: int
-    peak_gain: float = Field(description="gain applied to keep the mix below full scale")
+    peak_gain: float = Field(description="the lowest gain the limiter applied (1.0: none)")
+    peaks: list[float] = Field(
+        default_factory=list,
+        description="max |sample| of each of the waveform's equal slices of the mix as encoded",
+    )
 
 
 class WaveformOut(Model):

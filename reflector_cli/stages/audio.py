@@ -7,12 +7,11 @@ whatever the recording length.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import av
@@ -32,12 +31,12 @@ from reflector_cli.core.models import (
 from reflector_cli.stages import mp3
 from reflector_cli.stages.context import StageContext
 from reflector_cli.stages.levels import FRAME_S, EnvelopeBuilder, pcm16, to_bytes
+from reflector_cli.stages.limiter import Limiter
 
 SAMPLE_RATE = 48000
 BLOCK = SAMPLE_RATE  # 1 s blocks: big enough for fast numpy, small enough to stay bounded
 # Timestamp jumps below this are rounding jitter (WebM stores milliseconds), not muted audio.
 GAP_TOLERANCE_S = 0.01
-MIX_HEADROOM = 0.98
 WAVEFORM_POINTS = 255
 PROGRESS_EVERY_S = 60.0
 
@@ -332,75 +331,73 @@ def _mix_blocks(paths: list[tuple[Path, str]]) -> Iterator[np.ndarray]:
 
 
 def mixdown_tracks(inp: MixdownIn, ctx: StageContext) -> MixdownOut:
-    """Mix the padded tracks into one mono 64 kb/s MP3, normalised below full scale."""
+    """Mix the padded tracks into one mono 64 kb/s MP3, limited below full scale, in one pass
+    (decode, sum, limit, encode); the waveform's peaks are taken on the way."""
     if not inp.tracks:
         raise UserError(f"recording {inp.recording_id}: no tracks to mix")
     key = ctx.key(inp.recording_id, "mixdown.mp3")
-    expected_s = max(t.duration_s for t in inp.tracks)
+    total = max(round(t.duration_s * SAMPLE_RATE) for t in inp.tracks)
+    limiter = Limiter(SAMPLE_RATE)
+    peaks = _SlicePeaks(total, WAVEFORM_POINTS)
+
+    def progress(done_s: float) -> None:
+        ctx.progress(done_s, round(total / SAMPLE_RATE, 1))
+
     with contextlib.ExitStack() as stack:
         paths = [(stack.enter_context(ctx.storage.local_path(t.key)), t.key) for t in inp.tracks]
-        # Normalising needs the peak of the whole sum before the first frame is encoded.
-        # The sum goes to a raw float32 spool on disk (bounded memory, ~0.7 GB per hour), so
-        # the tracks are decoded once rather than once for the peak and again to encode.
-        spool = stack.enter_context(tempfile.TemporaryFile(prefix="reflector-mix-"))
-        peak, samples = 0.0, 0
-        for mix in _mix_blocks(paths):
-            peak = max(peak, float(np.max(np.abs(mix))))
-            spool.write(mix.tobytes())
-            samples += len(mix)
-        gain = min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
-        spool.flush()
-
-        def progress(done_s: float) -> None:
-            ctx.progress(done_s, round(expected_s, 1))
-
         with (
             ctx.storage.writer(key, suffix=".mp3") as tmp,
             write_errors("mixdown_tracks", ctx.storage.describe(key), tmp),
             open(tmp, "wb") as out,
         ):
-            blocks = _spooled_blocks(spool.fileno(), gain, samples)
-            mp3.encode(out, blocks, SAMPLE_RATE, progress, PROGRESS_EVERY_S)
+            mixed = _mix_blocks(paths)
+            blocks = peaks.through(chain(limiter.feed(mixed), limiter.finish()))
+            samples = mp3.encode(out, blocks, SAMPLE_RATE, progress, PROGRESS_EVERY_S)
     return MixdownOut(
         key=key,
         duration_s=samples / SAMPLE_RATE,
         tracks_mixed=len(inp.tracks),
-        peak_gain=round(gain, 6),
+        peak_gain=round(limiter.lowest, 6),
+        peaks=peaks.result(),
     )
 
 
-def _spooled_blocks(fd: int, gain: float, samples: int) -> Iterator[np.ndarray]:
-    """The spooled samples, scaled and clipped."""
-    size = np.dtype(np.float32).itemsize
-    for pos in range(0, samples, BLOCK * 4):
-        chunk = os.pread(fd, (min(pos + BLOCK * 4, samples) - pos) * size, pos * size)
-        if not chunk:
-            return
-        yield np.clip(np.frombuffer(chunk, dtype=np.float32) * np.float32(gain), -1.0, 1.0)
+class _SlicePeaks:
+    """Max |sample| in each of `points` equal slices of `total` samples, of blocks passing
+    through; samples past `total` fall into the last slice."""
+
+    def __init__(self, total: int, points: int) -> None:
+        self.bounds = np.array([k * max(1, total) // points for k in range(points + 1)])
+        self.peaks = np.zeros(points, dtype=np.float64)
+        self.pos = 0
+
+    def through(self, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            self._add(block)
+            yield block
+
+    def _add(self, block: np.ndarray) -> None:
+        start, end = self.pos, self.pos + len(block)
+        last = len(self.peaks) - 1
+        first = min(int(np.searchsorted(self.bounds, start, side="right")) - 1, last)
+        for k in range(first, last + 1):
+            lo = max(int(self.bounds[k]), start)
+            hi = end if k == last else min(int(self.bounds[k + 1]), end)
+            if lo >= end:
+                break
+            if hi > lo:
+                part = block[lo - start : hi - start]
+                self.peaks[k] = max(self.peaks[k], float(np.abs(part).max()))
+        self.pos = end
+
+    def result(self) -> list[float]:
+        return [float(p) for p in self.peaks]
 
 
 def generate_waveform(inp: WaveformIn, ctx: StageContext) -> WaveformOut:
-    """255 peaks of the mixdown (max |sample| per equal slice / global max, 2 decimals)."""
-    points = WAVEFORM_POINTS
-    total = max(1, round(inp.mixdown.duration_s * SAMPLE_RATE))
-    # Slice k covers samples [bounds[k], bounds[k+1]); samples past `total` (codec padding)
-    # fall into the last slice.
-    bounds = np.array([k * total // points for k in range(points + 1)], dtype=np.int64)
-    peaks = np.zeros(points, dtype=np.float64)
-    pos = 0
-    with ctx.storage.local_path(inp.mixdown.key) as path:
-        for block in _read_blocks(path, inp.mixdown.key):
-            mag = np.abs(block)
-            end = pos + len(block)
-            first = min(int(np.searchsorted(bounds, pos, side="right")) - 1, points - 1)
-            last = min(int(np.searchsorted(bounds, end - 1, side="right")) - 1, points - 1)
-            for k in range(first, last + 1):
-                lo = max(int(bounds[k]), pos) - pos
-                hi = (end if k == points - 1 else min(int(bounds[k + 1]), end)) - pos
-                if hi > lo:
-                    peaks[k] = max(peaks[k], float(mag[lo:hi].max()))
-            pos = end
-    top = float(peaks.max())
+    """255 peaks of the mixdown (max |sample| per equal slice / global max, 2 decimals), from
+    the slice maxima the mixdown took of the samples it encoded."""
+    top = max(inp.mixdown.peaks, default=0.0)
     if top <= 0:
-        return WaveformOut(peaks=[0.0] * points)
-    return WaveformOut(peaks=[round(float(p) / top, 2) for p in peaks])
+        return WaveformOut(peaks=[0.0] * WAVEFORM_POINTS)
+    return WaveformOut(peaks=[round(p / top, 2) for p in inp.mixdown.peaks])
