@@ -2,7 +2,14 @@
 one faster-whisper pass) and against bare faster-whisper over the tracks one by one; N
 alternated rounds of three whole processes, medians and ratios side by side.
 
-    .venv/bin/python benchmarks/single_file_route.py [--meeting DIR] [--pairs 5] [--load]
+    .venv/bin/python benchmarks/single_file_route.py [--meeting DIR] [--only F1,F2,F3]
+        [--pairs 5] [--load]
+
+The held-out 3-track meeting of the ninth session's figures: real voices, three of the five
+readers of `../shared/data/real-read-meeting`:
+
+    .venv/bin/python benchmarks/single_file_route.py --meeting ../shared/data/real-read-meeting \
+        --only ls2412.flac,ls1988.flac,ls3752.flac
 
 `--load` keeps a CPU-heavy numpy loop busy on one core during every run (the "another process
 is running" bar). Busy threads are sampled from /proc for each run's whole process tree.
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -166,9 +174,28 @@ def report(samples: dict[str, list[Sample]], inside: list[dict], args: argparse.
     return doc
 
 
+def subset(meeting: Path, files: list[str], into: Path) -> Path:
+    """A copy of `meeting` with only the participants whose file is in `files`."""
+    manifest = json.loads((meeting / "recording.json").read_text())
+    kept = [p for p in manifest["participants"] if p["file"] in files]
+    missing = sorted(set(files) - {p["file"] for p in kept})
+    if missing:
+        raise SystemExit(f"--only: {', '.join(missing)} not in {meeting}/recording.json")
+    into.mkdir(parents=True)
+    for p in kept:
+        shutil.copyfile(meeting / p["file"], into / p["file"])
+    manifest["participants"] = kept
+    manifest["room"] = f"{manifest.get('room', meeting.name)}-{len(kept)}"
+    (into / "recording.json").write_text(json.dumps(manifest, indent=2))
+    return into
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--meeting", type=Path, default=ROOT / "fixtures" / "meeting")
+    ap.add_argument(
+        "--only", help="keep only these participants' files (comma-separated) of --meeting"
+    )
     ap.add_argument("--pairs", type=int, default=5, help="rounds of (reflector, mix, per track)")
     ap.add_argument("--load", action="store_true", help="a CPU-heavy competitor runs throughout")
     ap.add_argument("--model", default=default_model_path(), help="model for the peers")
@@ -187,6 +214,8 @@ def main() -> None:
     noise = proctree.competitor() if args.load else None
     try:
         with tempfile.TemporaryDirectory(prefix="reflector-sfr-") as tmp:
+            if args.only:
+                args.meeting = subset(args.meeting, args.only.split(","), Path(tmp) / "meeting")
             samples, inside = measure(args, Path(tmp))
     finally:
         if noise:
