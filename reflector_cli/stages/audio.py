@@ -397,7 +397,14 @@ class _SlicePeaks:
 def generate_waveform(inp: WaveformIn, ctx: StageContext) -> WaveformOut:
     """255 peaks of the mixdown (max |sample| per equal slice / global max, 2 decimals), from
     the slice maxima the mixdown took of the samples it encoded."""
-    top = max(inp.mixdown.peaks, default=0.0)
+    peaks = inp.mixdown.peaks
+    if not peaks:  # a mixdown made before it took them (a worker of an older version)
+        taken = _SlicePeaks(round(inp.mixdown.duration_s * SAMPLE_RATE), WAVEFORM_POINTS)
+        with ctx.storage.local_path(inp.mixdown.key) as path:
+            for _ in taken.through(_read_blocks(path, inp.mixdown.key)):
+                pass
+        peaks = taken.result()
+    top = max(peaks, default=0.0)
     if top <= 0:
         return WaveformOut(peaks=[0.0] * WAVEFORM_POINTS)
-    return WaveformOut(peaks=[round(p / top, 2) for p in inp.mixdown.peaks])
+    return WaveformOut(peaks=[round(p / top, 2) for p in peaks])

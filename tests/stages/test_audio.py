@@ -221,6 +221,11 @@ def test_waveform_peaks(tmp_path: Path, ctx: StageContext, make_track: Callable[
     assert max(peaks[: int(1.9 / slice_s)]) <= 0.01
     assert max(peaks[int(2.1 / slice_s) : int(2.9 / slice_s)]) >= 0.95
     assert peaks[int(3.5 / slice_s)] == pytest.approx(0.25, abs=0.04)
+    # A mixdown stored without its slice maxima (an older worker's): read from the MP3.
+    older = mix.model_copy(update={"peaks": []})
+    again = generate_waveform(WaveformIn(recording_id=RID, mixdown=older), ctx).peaks
+    assert len(again) == 255 and max(again) == 1.0
+    assert max(abs(a - b) for a, b in zip(peaks, again, strict=True)) <= 0.05
 
 
 def test_waveform_of_silence_is_all_zeros(
