@@ -345,12 +345,13 @@ def mixdown_tracks(inp: MixdownIn, ctx: StageContext) -> MixdownOut:
 
     with contextlib.ExitStack() as stack:
         paths = [(stack.enter_context(ctx.storage.local_path(t.key)), t.key) for t in inp.tracks]
+        # Closed on a failure too, so its reader threads stop and let go of the files.
+        mixed = stack.enter_context(contextlib.closing(_mix_blocks(paths)))
         with (
             ctx.storage.writer(key, suffix=".mp3") as tmp,
             write_errors("mixdown_tracks", ctx.storage.describe(key), tmp),
             open(tmp, "wb") as out,
         ):
-            mixed = _mix_blocks(paths)
             blocks = peaks.through(chain(limiter.feed(mixed), limiter.finish()))
             samples = mp3.encode(out, blocks, SAMPLE_RATE, progress, PROGRESS_EVERY_S)
     return MixdownOut(

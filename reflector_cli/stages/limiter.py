@@ -20,6 +20,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 CEILING = 0.98
 RAMP = 5  # frames either side: the gain changes over ~110 ms
 HOLD = RAMP + 1
+# The largest float32 not above CEILING (float32(0.98) itself is 2e-8 above it).
+_TOP = np.nextafter(np.float32(CEILING), np.float32(0))
 # Frames of requirements needed beyond a frame to know its gain and its right neighbour's.
 REACH = HOLD + RAMP + 1
 
@@ -76,7 +78,7 @@ class Limiter:
             centres = (np.arange(-1, frames + 1) + 0.5) * self.frame
             gain = np.interp(np.arange(n) + 0.5, centres, gains[: frames + 2])
             self.lowest = min(self.lowest, float(gains[1 : frames + 1].min()))
-            out = np.clip(self.pending[:n] * gain.astype(np.float32), -CEILING, CEILING)
+            out = np.clip(self.pending[:n] * gain.astype(np.float32), -_TOP, _TOP)
         self.pending = self.pending[n:]
         self.need = self.need[frames:]
         return out

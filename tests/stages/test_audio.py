@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -237,3 +240,52 @@ def test_waveform_of_silence_is_all_zeros(
     assert mix.peak_gain == 1.0
     peaks = generate_waveform(WaveformIn(recording_id=RID, mixdown=mix), ctx).peaks
     assert peaks == [0.0] * 255
+
+
+_FAILING_MIX = """
+import json, resource, signal, sys, threading
+from pathlib import Path
+from reflector_cli.core.config import load_settings
+from reflector_cli.core.models import MixdownIn
+from reflector_cli.stages.audio import mixdown_tracks
+from reflector_cli.stages.context import StageContext
+from reflector_cli.storage.local import LocalStorage
+
+data = Path(sys.argv[1])
+ctx = StageContext(storage=LocalStorage(data), settings=load_settings(data_dir=data))
+inp = MixdownIn.model_validate_json(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+before = threading.active_count()
+try:
+    mixdown_tracks(inp, ctx)
+except Exception as exc:
+    held = exc  # a worker keeps the error for its report while it goes on
+    print(json.dumps({"error": str(exc), "extra_threads": threading.active_count() - before}))
+"""
+
+
+def test_a_mixdown_failing_mid_write_stops_its_reader_threads(
+    tmp_path: Path, ctx: StageContext, make_track: Callable[..., Any]
+) -> None:
+    pads = [
+        pad_track(
+            PadTrackIn(
+                recording_id=RID,
+                track=ingest(ctx, make_track(tmp_path / f"{i}.flac", 30.0, freq=f), i),
+            ),
+            ctx,
+        )
+        for i, f in enumerate((220.0, 330.0, 440.0))
+    ]
+    inp = MixdownIn(recording_id=RID, tracks=pads).model_dump_json()
+    data = ctx.storage.path("x").parent  # the data dir
+    # A real failed write: the MP3 (~240 kB) passes the process's file-size limit at 100 kB.
+    run = subprocess.run(
+        [sys.executable, "-c", _FAILING_MIX, str(data), inp], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-600:]
+    report = json.loads(run.stdout)
+    assert "mixdown_tracks" in report["error"] or "File too large" in report["error"]
+    assert report["extra_threads"] == 0
+    assert not ctx.storage.exists(f"{RID}/mixdown.mp3")  # nothing half-written was kept

@@ -62,6 +62,13 @@ def test_any_length_comes_out_whole_and_below_the_ceiling(n: int) -> None:
         assert lowest == pytest.approx(CEILING / 2.0)
 
 
+def test_a_lone_impulse_comes_out_at_most_at_the_ceiling() -> None:
+    x = np.zeros(4800, np.float32)
+    x[2400] = 2.0
+    y, _ = _limit(x)
+    assert 0.97 < float(np.abs(y).max()) <= CEILING
+
+
 def test_silence_and_quiet_audio_pass_unchanged() -> None:
     x = np.zeros(RATE * 3, np.float32)
     x[RATE : RATE * 2] = 0.5
