@@ -63,20 +63,23 @@ def encode(
         header = header or data[:4]
         out.write(data)
 
+    def encode_pcm(frames: list[av.AudioFrame]) -> None:
+        """The resampler's output to LAME, counted (the tag's padding is worked out from it)."""
+        nonlocal pcm
+        for f in frames:
+            pcm += f.samples
+            write(lame.encode(bytes(f.planes[0])[: 2 * f.samples]))
+
     for block in blocks:
         frame = av.AudioFrame.from_ndarray(block[None, :], format="flt", layout="mono")
         frame.sample_rate = in_rate
         frame.pts = taken
         taken += len(block)
-        for f in resampler.resample(frame):
-            pcm += f.samples
-            write(lame.encode(bytes(f.planes[0])[: 2 * f.samples]))
+        encode_pcm(resampler.resample(frame))
         if taken / in_rate >= next_report:
             progress(round(taken / in_rate, 1))
             next_report += progress_every_s
-    for f in resampler.resample(None):
-        pcm += f.samples
-        write(lame.encode(bytes(f.planes[0])[: 2 * f.samples]))
+    encode_pcm(resampler.resample(None))
     # Readers look for two audio frames in a row before they trust a file: a mix shorter than
     # that gets silence after it, which the tag's padding trims again.
     write(lame.encode(bytes(2 * max(0, MIN_SAMPLES - pcm))))
